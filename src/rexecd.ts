@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+/**
+ * rexecd: the rexec(3) server.  Started once per connection by inetd, xinetd or
+ * systemd (Accept=yes), it reads the request from the connection, authenticates the
+ * user and execs the user's shell; nothing of rexecd remains while the command runs.
+ * With --listen it accepts connections itself and starts one rexecd per connection.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { selectAuthenticator } from './auth/select';
+import { openLog, type Log } from './log';
+import { commandLimit, parseOptions, UsageError, USAGE, type Options } from './options';
+import { diagnosticBytes, Diagnostic } from './protocol/diagnostics';
+import { serveConnection } from './session';
+import { argMax, exitNow, writeRaw } from './sys/process';
+import { isStreamSocket } from './sys/socket';
+import { connectionFd, silenceStdio } from './launch';
+
+const HINT = `rexecd: fd 0 is not a network connection.
+rexecd serves one connection handed to it by a super-server.  Either add it to
+/etc/inetd.conf:
+
+  exec  stream  tcp  nowait  root  /usr/bin/node  node ${process.argv[1] ?? '/path/to/rexecd.js'}
+
+or try it on a loopback port:   rexecd --listen 127.0.0.1:5120
+(see rexecd --help and rexecd(8))
+`;
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function main(argv: readonly string[]): void {
+  const start = performance.now();
+  const fd = connectionFd();
+  const onConnection = fd !== undefined && isStreamSocket(fd);
+  let log: Log | undefined;
+  let options: Options;
+  try {
+    options = parseOptions(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    if (onConnection) {
+      // Inside inetd nobody sees stderr: log the mistake, tell the client to retry.
+      openLog().daemon('err', `configuration error: ${e.message}`);
+      writeRaw(fd, diagnosticBytes(Diagnostic.tryAgain));
+      exitNow(1);
+    }
+    process.stderr.write(`rexecd: ${e.message}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (options.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (options.version) {
+    process.stdout.write(`rexecd ${version()}\n`);
+    return;
+  }
+  if (options.listen.length > 0) {
+    // Loaded only here: the per-connection path never pays for the listener.
+    (require('./listen/listener') as typeof import('./listen/listener')).listen(options);
+    return;
+  }
+  if (!onConnection) {
+    process.stderr.write(HINT);
+    process.exit(2);
+  }
+  silenceStdio(fd);
+  log = openLog();
+  serveConnection(fd, {
+    options,
+    log,
+    start,
+    limits: { user: options.maxName, password: options.maxPassword, command: commandLimit(argMax()) },
+    authenticator: () => selectAuthenticator(options, log!),
+  });
+}
+
+main(process.argv.slice(2));

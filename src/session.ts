@@ -1,0 +1,169 @@
+/**
+ * One rexec connection, from the first byte to the exec, as SPEC §2 lists it:
+ *
+ *   request → stderr channel → authenticate → account policy → become user
+ *           → home directory → status byte → exec
+ *
+ * Everything is synchronous and bounded by one deadline.  Every refusal is one
+ * "\001text\n" to the client and one log line with the real reason.
+ */
+import type { Authenticator } from './auth/authenticator';
+import { policyRefusal } from './auth/policy';
+import { ClientClosed, Connection, Timeout } from './io/connection';
+import { connectStderr } from './io/stderr-channel';
+import type { Log } from './log';
+import type { Options } from './options';
+import { Diagnostic, type DiagnosticText } from './protocol/diagnostics';
+import { parseStderrPort, type FieldLimits, type FieldName } from './protocol/request';
+import { becomeUser } from './exec/become-user';
+import { commandEnvironment, loginShell } from './exec/environment';
+import { execShell, prepareDescriptors } from './exec/exec-shell';
+import { SysError } from './sys/koffi';
+import { alarm, exitNow } from './sys/process';
+
+/** Ends the session: the client has been told (or must not be), the log has the reason. */
+class Refusal extends Error {}
+
+export interface SessionContext {
+  readonly options: Options;
+  readonly limits: FieldLimits;
+  readonly log: Log;
+  /** Chosen lazily: a request refused before authentication never loads libpam. */
+  readonly authenticator: () => Authenticator;
+  /** performance.now() when the connection was accepted (or we were started). */
+  readonly start: number;
+}
+
+export function serveConnection(fd: number, ctx: SessionContext): never {
+  const { options, log } = ctx;
+  const deadline = ctx.start + options.timeout * 1000;
+  // Backstop for a step no poll can bound (a PAM module that hangs on its server):
+  // SIGALRM's default action ends the process.  Cancelled just before the exec.
+  alarm(Math.ceil(options.timeout + options.failDelay) + 5);
+
+  let conn: Connection;
+  try {
+    conn = new Connection(fd, deadline);
+  } catch (e) {
+    log.daemon('err', `cannot get the peer address of fd ${fd}: ${(e as Error).message}`);
+    exitNow(1);
+  }
+  const from = conn.peer.address;
+  type Refuse = (text: DiagnosticText | undefined, facility: 'auth' | 'daemon', why: string) => never;
+  const refuse: Refuse = (text, facility, why) => {
+    if (facility === 'auth') log.auth('notice', why);
+    else log.daemon('notice', why);
+    if (text !== undefined) {
+      try {
+        conn.sendDiagnostic(text);
+      } catch {
+        // The client is gone; the log line above already says why we ended.
+      }
+    }
+    throw new Refusal(why);
+  };
+  const read = (name: FieldName): Buffer => {
+    const r = conn.readField(name, ctx.limits);
+    if (r.kind === 'refuse') return refuse(r.diagnostic, 'daemon', `${r.diagnostic.replace(/\.$/, '')} from ${from}`);
+    return r.value;
+  };
+
+  let statusSent = false;
+  try {
+    if (options.logConnections) log.daemon('info', `connection from ${from} port ${conn.peer.port}`);
+
+    // 1-2. The stderr port, and the connection back to it before anything else is read.
+    const portField = read('port');
+    const port = parseStderrPort(portField);
+    if (port.kind === 'bad') refuse(Diagnostic.badStderrPort, 'daemon', `bad stderr port from ${from}: ${port.why}`);
+    let stderr: number | undefined;
+    if (port.kind === 'port') {
+      try {
+        stderr = connectStderr(conn, port.port);
+      } catch (e) {
+        refuse(Diagnostic.cantConnectStderr, 'daemon', `can't connect to stderr port ${from} port ${port.port}: ${(e as Error).message}`);
+      }
+    }
+
+    // 3-5. User, password, command.
+    const user = read('user');
+    const password = read('password');
+    const command = read('command');
+    const who = `user ${printable(user)} from ${from}`;
+
+    // 7. Authentication, then the account policy; one answer for every refusal.
+    const authStart = performance.now();
+    let result;
+    try {
+      result = ctx.authenticator().authenticate({ user, password, rhost: from });
+    } finally {
+      password.fill(0);
+    }
+    const refusal = result.ok
+      ? policyRefusal(result.account, options)
+      : result.reason;
+    if (refusal !== undefined) {
+      if (result.ok) result.session.end();
+      sleepUntil(authStart + options.failDelay * 1000);
+      refuse(Diagnostic.loginIncorrect, 'auth', `refused ${who}: ${refusal}`);
+    }
+    if (!result.ok) throw new Error('unreachable');
+    if (performance.now() > deadline) refuse(undefined, 'daemon', `timeout (${options.timeout} s) during authentication of ${who}`);
+    const { account, session } = result;
+
+    // Becoming the user, then the home directory as the user.
+    try {
+      becomeUser(account, session);
+    } catch (e) {
+      session.end();
+      refuse(Diagnostic.tryAgain, 'daemon', `cannot become ${who}: ${(e as Error).message}`);
+    }
+    try {
+      process.chdir(account.dir);
+    } catch (e) {
+      session.end();
+      refuse(Diagnostic.noRemoteDirectory, 'daemon', `no home directory ${account.dir} for ${who}: ${(e as NodeJS.ErrnoException).code}`);
+    }
+    process.umask(0o022);
+    const env = commandEnvironment(account, from, session.environment());
+    session.end();
+
+    // 8-9. The descriptors as the shell gets them, the status byte, the shell.
+    prepareDescriptors(conn.fd, stderr);
+    log.auth('info', `user ${account.name} from ${from}` + (options.logCommands ? `: ${printable(command)}` : ''));
+    statusSent = true;
+    conn.sendStatusOk(0);
+    execShell({ shell: loginShell(account), command, env });
+  } catch (e) {
+    if (e instanceof Refusal) exitNow(1);
+    if (e instanceof Timeout) {
+      log.daemon('notice', `timeout (${options.timeout} s) waiting for ${e.waitingFor} from ${from}`);
+      exitNow(1);
+    }
+    if (e instanceof ClientClosed) {
+      log.daemon('info', `${e.message} from ${from}`);
+      exitNow(1);
+    }
+    const why = e instanceof SysError ? e.message : `${(e as Error).name}: ${(e as Error).message}`;
+    log.daemon('err', `failed serving ${from}: ${why}`);
+    if (!statusSent) {
+      try {
+        conn.sendDiagnostic(Diagnostic.tryAgain);
+      } catch {
+        // Nothing more to tell a client that is gone.
+      }
+    }
+    exitNow(1);
+  }
+}
+
+/** A user name or command for the log: control bytes shown as \xNN, length capped. */
+export function printable(bytes: Buffer, max = 200): string {
+  const text = bytes.subarray(0, max).toString('utf8').replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return bytes.length > max ? `${text}...` : text;
+}
+
+function sleepUntil(when: number): void {
+  const ms = when - performance.now();
+  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}

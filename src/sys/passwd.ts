@@ -1,0 +1,105 @@
+/**
+ * The account databases through NSS (getpwnam_r, getspnam_r), so users from LDAP
+ * or SSSD resolve like local ones.  Names go in as bytes: a name is whatever the
+ * client sent, not necessarily UTF-8.
+ */
+import { koffi, libc, SysError } from './koffi';
+
+export interface PasswdEntry {
+  readonly name: string;
+  readonly passwd: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly gecos: string;
+  readonly dir: string;
+  readonly shell: string;
+}
+
+export interface ShadowEntry {
+  readonly hash: string;
+  /** Days since the epoch; 0 = must change; -1 = not set (as every field below). */
+  readonly lastChange: number;
+  readonly max: number;
+  readonly inactive: number;
+  readonly expire: number;
+}
+
+const ERANGE = 34;
+
+interface Fns {
+  getpwnam_r(name: Buffer, out: Record<string, unknown>, buf: Buffer, len: number, result: unknown[]): number;
+  getspnam_r(name: Buffer, out: Record<string, unknown>, buf: Buffer, len: number, result: unknown[]): number;
+}
+
+let fns: Fns | undefined;
+function f(): Fns {
+  if (fns) return fns;
+  const passwd = koffi.struct('rexecd_passwd', {
+    pw_name: 'const char *',
+    pw_passwd: 'const char *',
+    pw_uid: 'uint32_t',
+    pw_gid: 'uint32_t',
+    pw_gecos: 'const char *',
+    pw_dir: 'const char *',
+    pw_shell: 'const char *',
+  });
+  const spwd = koffi.struct('rexecd_spwd', {
+    sp_namp: 'const char *',
+    sp_pwdp: 'const char *',
+    sp_lstchg: 'long',
+    sp_min: 'long',
+    sp_max: 'long',
+    sp_warn: 'long',
+    sp_inact: 'long',
+    sp_expire: 'long',
+    sp_flag: 'unsigned long',
+  });
+  const lib = libc();
+  fns = {
+    getpwnam_r: lib.func('getpwnam_r', 'int', ['const uint8_t *', koffi.out(koffi.pointer(passwd)), 'void *', 'size_t', koffi.out(koffi.pointer('void *'))]),
+    getspnam_r: lib.func('getspnam_r', 'int', ['const uint8_t *', koffi.out(koffi.pointer(spwd)), 'void *', 'size_t', koffi.out(koffi.pointer('void *'))]),
+  };
+  return fns;
+}
+
+function lookup(call: 'getpwnam_r' | 'getspnam_r', name: Buffer): Record<string, unknown> | undefined {
+  const cname = Buffer.concat([name, Buffer.from([0])]);
+  for (let size = 4096; size <= 1 << 20; size *= 4) {
+    const out: Record<string, unknown> = {};
+    const result: unknown[] = [null];
+    const rc = f()[call](cname, out, Buffer.alloc(size), size, result);
+    if (rc === ERANGE) continue;
+    // ENOENT, ESRCH, EBADF and EPERM are how some NSS modules say "no such user".
+    if (rc !== 0 && ![2, 3, 9, 1].includes(rc)) throw new SysError(call, rc);
+    return result[0] ? out : undefined;
+  }
+  throw new SysError(call, ERANGE);
+}
+
+/** The passwd entry for `name`, or undefined when there is no such user. */
+export function getPasswd(name: Buffer): PasswdEntry | undefined {
+  const e = lookup('getpwnam_r', name);
+  if (!e) return undefined;
+  return {
+    name: e.pw_name as string,
+    passwd: (e.pw_passwd as string | null) ?? '',
+    uid: e.pw_uid as number,
+    gid: e.pw_gid as number,
+    gecos: (e.pw_gecos as string | null) ?? '',
+    dir: (e.pw_dir as string | null) ?? '',
+    shell: (e.pw_shell as string | null) ?? '',
+  };
+}
+
+/** The shadow entry for `name`, or undefined when it has none. */
+export function getShadow(name: string): ShadowEntry | undefined {
+  const e = lookup('getspnam_r', Buffer.from(name));
+  if (!e) return undefined;
+  return {
+    hash: (e.sp_pwdp as string | null) ?? '',
+    lastChange: Number(e.sp_lstchg),
+    max: Number(e.sp_max),
+    inactive: Number(e.sp_inact),
+    expire: Number(e.sp_expire),
+  };
+}
