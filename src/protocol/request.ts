@@ -64,19 +64,20 @@ export class FieldReader {
   offer(bytes: Uint8Array): Step {
     const nul = bytes.indexOf(0);
     const end = nul === -1 ? bytes.length : nul;
-    // The first byte past the limit is where the field is refused.
     const room = this.max - this.length;
-    if (end > room) {
-      this.wipe();
-      return { kind: 'refuse', consumed: room + 1, name: this.name, diagnostic: TOO_LONG[this.name] };
-    }
     if (this.name === 'port') {
-      for (let i = 0; i < end; i++) {
+      // A port is digits only: the first other byte is where it is refused.
+      for (let i = 0; i < Math.min(end, room); i++) {
         const c = bytes[i]!;
         if (c < 0x30 || c > 0x39) {
           return { kind: 'refuse', consumed: i + 1, name: 'port', diagnostic: Diagnostic.badStderrPort };
         }
       }
+    }
+    // The first byte past the limit is where the field is refused.
+    if (end > room) {
+      this.wipe();
+      return { kind: 'refuse', consumed: room + 1, name: this.name, diagnostic: TOO_LONG[this.name] };
     }
     if (end > 0) {
       this.parts.push(Buffer.from(bytes.subarray(0, end)));
