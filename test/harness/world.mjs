@@ -44,8 +44,9 @@ const DAYS = Math.floor(Date.now() / 86_400_000);
  * none), shell='/bin/sh', groups: [[name, gid]], shadow: {lastChange, max, inactive, expire} }]
  * pam: { rexec: 'file text', ... } extra files for /etc/pam.d
  * services: { name: [rexecd args] } or { name: { program, args } }
+ * nofile: RLIMIT_NOFILE for inetd and so for every server it starts (default: inherited)
  */
-export async function startWorld({ users = [], pam, services = { rexecd: [] }, etc = {}, syslog = true } = {}) {
+export async function startWorld({ users = [], pam, services = { rexecd: [] }, etc = {}, syslog = true, nofile } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'rexecd-world-'));
   chmodSync(dir, 0o755);
   const upper = join(dir, 'etc');
@@ -120,6 +121,7 @@ mount --bind ${dir}/log.sock /dev/log`;
 mount -t overlay overlay -o lowerdir=/etc,upperdir=${upper},workdir=${dir}/etc-work /etc
 ${mountLog}
 cd /
+${nofile ? `ulimit -n ${Number(nofile)}` : ''}
 exec /usr/sbin/inetd -i -R 100000 ${dir}/inetd.conf`;
   const inetd = spawn('env', ['-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script], {
     stdio: ['ignore', 'ignore', 'pipe'],
