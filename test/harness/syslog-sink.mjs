@@ -20,6 +20,10 @@ export class SyslogSink {
     addr.write(path, 2);
     if (bind(this.fd, addr, 2 + Buffer.byteLength(path) + 1) !== 0) throw new Error(`syslog sink: bind ${path} failed`);
     this.lines = [];
+    // The kernel queues only ~10 datagrams (net.unix.max_dgram_qlen): a sink that
+    // is not drained makes every syslog() in rexecd block.  Drain all the time.
+    this.timer = setInterval(() => this.drain(), 5);
+    this.timer.unref();
   }
 
   /** Every message received so far, as { facility, severity, text }. */
@@ -37,6 +41,7 @@ export class SyslogSink {
   }
 
   close() {
+    clearInterval(this.timer);
     close(this.fd);
   }
 }

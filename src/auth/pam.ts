@@ -1,0 +1,87 @@
+/**
+ * The PAM method (SPEC §3): the system's own policy for service "rexec", the same
+ * way login checks a password.  pam_authenticate and pam_acct_mgmt decide; after
+ * setgid, pam_setcred; the PAM environment joins the command's.
+ */
+import type { Log } from '../log';
+import { getPasswd } from '../sys/passwd';
+import {
+  PamHandle,
+  PAM_DISALLOW_NULL_AUTHTOK,
+  PAM_ERROR_MSG,
+  PAM_ESTABLISH_CRED,
+  PAM_NEW_AUTHTOK_REQD,
+  PAM_PROMPT_ECHO_OFF,
+  PAM_PROMPT_ECHO_ON,
+  PAM_SILENT,
+  PAM_SUCCESS,
+  PAM_TEXT_INFO,
+  type Conversation,
+} from '../sys/pam';
+import type { AuthResult, Authenticator, Credentials } from './authenticator';
+
+export interface PamOptions {
+  readonly pamService: string;
+  readonly allowEmptyPassword: boolean;
+}
+
+/** Raised when PAM itself cannot run: the client is told "Try again.". */
+export class PamUnavailable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PamUnavailable';
+  }
+}
+
+export function pamAuthenticator(options: PamOptions, log: Log): Authenticator {
+  return { method: 'pam', authenticate: (c) => authenticate(c, options, log) };
+}
+
+function authenticate({ user, password, rhost }: Credentials, options: PamOptions, log: Log): AuthResult {
+  // Echo-off prompts get the password, echo-on prompts the user name; what the
+  // modules say for information goes to the log, never to the client.
+  const conversation: Conversation = (messages) =>
+    messages.map((m) => {
+      if (m.style === PAM_PROMPT_ECHO_OFF) return password;
+      if (m.style === PAM_PROMPT_ECHO_ON) return user;
+      if (m.style === PAM_ERROR_MSG || m.style === PAM_TEXT_INFO) log.auth('info', `PAM says: ${m.text}`);
+      return null;
+    });
+  let pam: PamHandle;
+  try {
+    pam = new PamHandle(options.pamService, user, conversation);
+    pam.setRhost(rhost);
+    pam.disableFailDelay();
+  } catch (e) {
+    throw new PamUnavailable((e as Error).message);
+  }
+  const flags = PAM_SILENT | (options.allowEmptyPassword ? 0 : PAM_DISALLOW_NULL_AUTHTOK);
+  const refuse = (what: string, rc: number): AuthResult => {
+    const reason = `PAM: ${what}: ${pam.strerror(rc)}`;
+    pam.end();
+    return { ok: false, reason };
+  };
+  let rc = pam.authenticate(flags);
+  if (rc !== PAM_SUCCESS) return refuse('authentication', rc);
+  rc = pam.acctMgmt(flags);
+  if (rc === PAM_NEW_AUTHTOK_REQD) return refuse('password must be changed, which rexec cannot do', rc);
+  if (rc !== PAM_SUCCESS) return refuse('account', rc);
+  const name = pam.user();
+  const account = name === undefined ? undefined : getPasswd(Buffer.from(name));
+  if (!account) {
+    pam.end();
+    return { ok: false, reason: `PAM accepted ${name ?? 'a user'} with no passwd entry` };
+  }
+  return {
+    ok: true,
+    account,
+    session: {
+      establishCredentials() {
+        const r = pam.setcred(PAM_ESTABLISH_CRED);
+        if (r !== PAM_SUCCESS) throw new Error(`pam_setcred: ${pam.strerror(r)}`);
+      },
+      environment: () => pam.environment(),
+      end: () => pam.end(),
+    },
+  };
+}
