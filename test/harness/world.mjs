@@ -46,7 +46,7 @@ const DAYS = Math.floor(Date.now() / 86_400_000);
  * services: { name: [rexecd args] } or { name: { program, args } }
  * nofile: RLIMIT_NOFILE for inetd and so for every server it starts (default: inherited)
  */
-export async function startWorld({ users = [], pam, services = { rexecd: [] }, etc = {}, syslog = true, nofile } = {}) {
+export async function startWorld({ users = [], pam, services = { rexecd: [] }, etc = {}, syslog = true, nofile, hideLibpam = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'rexecd-world-'));
   chmodSync(dir, 0o755);
   const upper = join(dir, 'etc');
@@ -65,7 +65,7 @@ export async function startWorld({ users = [], pam, services = { rexecd: [] }, e
     const home = u.home === null ? `/nonexistent-${u.name}` : (u.home ?? join(dir, 'home', u.name));
     if (u.home === undefined) {
       mkdirSync(home, { recursive: true });
-      chownSync(home, uid, gid);
+      chownSync(home, u.homeOwner ?? uid, u.homeOwner ?? gid);
       chmodSync(home, u.homeMode ?? 0o755);
     }
     const hash = u.hash ?? mkpasswd(u.password, u.method ?? 'yescrypt');
@@ -117,9 +117,12 @@ mount --bind ${dir}/log.sock /dev/log`;
     }
   }
   writeFileSync(join(dir, 'inetd.conf'), conf);
+  // hideLibpam: libpam.so.0 reads as an empty file, so dlopen fails (the shadow fallback).
+  const hidePam = hideLibpam ? `mount --bind /dev/null "$(readlink -f /usr/lib/x86_64-linux-gnu/libpam.so.0)"` : '';
   const script = `set -e
 mount -t overlay overlay -o lowerdir=/etc,upperdir=${upper},workdir=${dir}/etc-work /etc
 ${mountLog}
+${hidePam}
 cd /
 ${nofile ? `ulimit -n ${Number(nofile)}` : ''}
 exec /usr/sbin/inetd -i -R 100000 ${dir}/inetd.conf`;
