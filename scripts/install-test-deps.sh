@@ -8,13 +8,14 @@
 #   gcc libc6-dev  to build the glibc rexec_af() test client
 #   systemd        systemd-socket-activate, for the socket-activation tests
 #   hyperfine      the benchmark's timer
+#   time           /usr/bin/time: the benchmark's peak-RSS and CPU figures per connection
 #   util-linux     unshare/nsenter/mount for the private-namespace harness
 #
 # rsh-server's maintainer scripts add exec/shell/login to /etc/inetd.conf on all
 # interfaces and try to start the system inetd.  A temporary policy-rc.d stops
 # the start, and update-inetd disables those lines again afterwards.
 set -euo pipefail
-PKGS="openbsd-inetd rsh-server whois gcc libc6-dev systemd hyperfine util-linux iproute2 procps"
+PKGS="openbsd-inetd rsh-server whois gcc libc6-dev systemd hyperfine util-linux iproute2 procps time"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

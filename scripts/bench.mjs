@@ -1,0 +1,493 @@
+// The benchmark (issue 7): our rexecd against Debian's C in.rexecd, side by side,
+// under one private openbsd-inetd (loopback only, test users only inside a private
+// mount namespace; see test/harness/world.mjs), with glibc's rexec_af() as client.
+//
+//   npm run bench                        full run (a few minutes)
+//   node scripts/bench.mjs --quick       short run (well under a minute)
+//   node scripts/bench.mjs --json FILE   also where the figures go (default: a temp dir)
+//
+// Every measurement alternates ours and C (ours, C, ours, C, ... and the first of
+// each pair alternates too), so drift and other load on the machine hit both alike.
+// It prints medians and ours/C, and writes every sample as JSON.  Needs root and the
+// packages of scripts/install-test-deps.sh.
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { startWorld, REXECD, NODE } from '../test/harness/world.mjs';
+import { clientPath, glibcClient } from '../test/harness/clients.mjs';
+
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (opt.help) {
+  console.log('usage: node scripts/bench.mjs [--quick] [--json FILE]');
+  process.exit(0);
+}
+if (process.getuid() !== 0) {
+  console.error('bench: must run as root (private mount namespace, inetd, becoming the test users)');
+  process.exit(1);
+}
+for (const f of ['/usr/sbin/inetd', '/usr/sbin/in.rexecd', '/usr/bin/time', REXECD]) {
+  if (!existsSync(f)) {
+    console.error(`bench: ${f} is missing (run scripts/install-test-deps.sh, and npm run build)`);
+    process.exit(1);
+  }
+}
+
+const QUICK = opt.quick;
+const CFG = QUICK
+  ? { warmup: 2, rounds: 8, burst: 32, burstRounds: 1, burstSeconds: 20, rss: 4, running: 2, sleep: 1, mib: 256, cat: 1 }
+  : { warmup: 5, rounds: 60, burst: 128, burstRounds: 3, burstSeconds: 60, rss: 15, running: 5, sleep: 2, mib: 1024, cat: 3 };
+const CONCURRENCY = 16;
+const NOFILE = 1024;
+
+const out = mkdtempSync(join(tmpdir(), 'rexecd-bench-'));
+chmodSync(out, 0o755);
+const jsonPath = resolve(opt.json ?? join(out, 'bench-results.json'));
+const CLIENT = clientPath();
+
+const USERS = {
+  yescrypt: { name: 'benchy', password: 'bench-y-pw', method: 'yescrypt' },
+  sha512: { name: 'benchs', password: 'bench-s-pw', method: 'sha512crypt' },
+};
+const DENY_SERVICE = 'rexecd-bench-deny';
+const timeFmt = '%M,%e,%U,%S'; // ru_maxrss KiB, wall s, user s, sys s (no spaces: inetd.conf splits on them)
+const timed = (log, program, args) => ({ program: '/usr/bin/time', args: ['-f', timeFmt, '-a', '-o', log, program, ...args] });
+const LOG = { ours: join(out, 'time-ours.log'), oursPam: join(out, 'time-ours-pam.log'), c: join(out, 'time-c.log') };
+
+// ------------------------------------------------------------------ helpers
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const quantile = (xs, q) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.max(0, Math.round(q * (s.length - 1))))] : NaN;
+};
+const summary = (xs) => ({ n: xs.length, median: median(xs), mean: xs.reduce((a, b) => a + b, 0) / xs.length, p10: quantile(xs, 0.1), p90: quantile(xs, 0.9), min: Math.min(...xs), max: Math.max(...xs) });
+const round = (x, d = 1) => (Number.isFinite(x) ? Number(x.toFixed(d)) : null);
+
+/** Run a program; resolves { code, ms, stdout, stderr }.  Timing: spawn() to 'exit'. */
+function run(cmd, args, { env = {}, timeout = 120_000, capture = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(cmd, args, { env, stdio: ['ignore', capture ? 'pipe' : 'ignore', 'pipe'] });
+    let ms;
+    const so = [];
+    const se = [];
+    child.stdout?.on('data', (d) => so.push(d));
+    child.stderr.on('data', (d) => se.push(d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeout);
+    child.on('exit', () => (ms = Number(process.hrtime.bigint() - t0) / 1e6));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: signal ? `signal ${signal}` : code, ms, stdout: Buffer.concat(so).toString(), stderr: Buffer.concat(se).toString() });
+    });
+  });
+}
+
+const clientArgs = (port, user, command, extra = []) => [...extra, '-n', '-l', user.name, '-p', user.password, '127.0.0.1', String(port), command];
+
+/** One rexec of `command`; throws (after two retries) when it does not succeed. */
+async function rexec(port, user, command = 'true', { capture = false } = {}) {
+  let last;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    last = await run(CLIENT, clientArgs(port, user, command), { capture });
+    if (last.code === 0) return last;
+    await sleep(200);
+  }
+  throw new Error(`rexec to port ${port} as ${user.name} failed: rc=${last.code} ${last.stderr.trim()}`);
+}
+
+// ------------------------------------------------------------------ the world
+const pamDeny = 'auth required pam_deny.so\naccount required pam_deny.so\nsession required pam_deny.so\n';
+const world = await startWorld({
+  users: Object.values(USERS),
+  pam: { [DENY_SERVICE]: pamDeny },
+  etc: { hosts: '127.0.0.1 localhost\n::1 localhost\n' },
+  nofile: NOFILE,
+  services: {
+    ours: [],
+    oursPam: ['--auth', 'pam'],
+    c: { program: '/usr/sbin/in.rexecd', args: [] },
+    oursTime: timed(LOG.ours, NODE, [REXECD]),
+    oursPamTime: timed(LOG.oursPam, NODE, [REXECD, '--auth', 'pam']),
+    cTime: timed(LOG.c, '/usr/sbin/in.rexecd', []),
+    // Probes: with a PAM service that denies everyone, a server that really asks
+    // PAM refuses a correct password; one that checks /etc/shadow itself accepts it.
+    probeDefault: ['--pam-service', DENY_SERVICE, '--fail-delay', '0'],
+    probePam: ['--auth', 'pam', '--pam-service', DENY_SERVICE, '--fail-delay', '0'],
+  },
+});
+let stopping;
+const stopWorld = () => (stopping ??= world.stop());
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    console.error(`bench: ${sig}, stopping inetd`);
+    stopWorld().finally(() => process.exit(130));
+  });
+}
+
+// The world's syslog socket holds only net.unix.max_dgram_qlen (often 10) messages
+// before a logging server blocks: drain it all the time, and count what arrives.
+const logCount = {};
+const oddLogs = [];
+const drainer = setInterval(() => {
+  const lines = world.logs();
+  for (const l of lines.splice(0)) {
+    const ident = /^\w{3} +\d+ [\d:]+ ([\w.-]+)\[/.exec(l.text)?.[1] ?? '?';
+    logCount[ident] = (logCount[ident] ?? 0) + 1;
+    if (!/: (user \S+ from 127\.0\.0\.1|login from localhost as \S+)$/.test(l.text) && oddLogs.length < 50) oddLogs.push(l.text);
+  }
+}, 2);
+
+const results = { started: new Date().toISOString() };
+try {
+  results.machine = machine();
+  results.config = { ...CFG, quick: QUICK, concurrency: CONCURRENCY, inetdNofile: NOFILE, client: 'glibc rexec_af (test/harness/rexec-client.c), stderr channel, -n' };
+
+  // ---------------------------------------------------------------- which auth
+  const auth = await detectAuth();
+  await sleep(50);
+  auth.probeLogs = oddLogs.splice(0); // the deny-service probes' refusals: expected
+  results.auth = auth;
+  const OURS = auth.oursService;
+  const OURS_TIME = OURS === 'oursPam' ? 'oursPamTime' : 'oursTime';
+  const oursLog = OURS === 'oursPam' ? LOG.oursPam : LOG.ours;
+  const P = { ours: world.ports[OURS], c: world.ports.c };
+  const PT = { ours: world.ports[OURS_TIME], c: world.ports.cTime };
+  const pairs = (i) => (i % 2 === 0 ? ['ours', 'c'] : ['c', 'ours']);
+
+  note(`auth: ours = ${auth.ours}; C = ${auth.c}`);
+  note(`inetd RLIMIT_NOFILE ${NOFILE}; ${QUICK ? 'quick' : 'full'} run; results in ${jsonPath}`);
+
+  // ---------------------------------------------------------------- sanity
+  for (const side of ['ours', 'c']) {
+    for (const u of Object.values(USERS)) {
+      const r = await rexec(P[side], u, 'id -un; pwd', { capture: true });
+      if (r.stdout.split('\n')[0] !== u.name) throw new Error(`${side}: id -un gave ${JSON.stringify(r.stdout)}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- latency
+  note(`latency: ${CFG.warmup} warm-up + ${CFG.rounds} interleaved rounds of \`true\` per user and side, and node -e 0`);
+  const lat = { yescrypt: { ours: [], c: [] }, sha512: { ours: [], c: [] }, nodeE0: [] };
+  for (let i = -CFG.warmup; i < CFG.rounds; i++) {
+    for (const [key, u] of Object.entries(USERS)) {
+      for (const side of pairs(i)) {
+        const r = await rexec(P[side], u);
+        if (i >= 0) lat[key][side].push(r.ms);
+      }
+    }
+    const n = await run(NODE, ['-e', '0']); // env {} = env -i
+    if (n.code !== 0) throw new Error(`node -e 0: ${n.stderr}`);
+    if (i >= 0) lat.nodeE0.push(n.ms);
+  }
+  const base = await run(CLIENT, []); // usage error: what spawning the client alone costs
+  results.latencyMs = {
+    yescrypt: { ours: summary(lat.yescrypt.ours), c: summary(lat.yescrypt.c) },
+    sha512: { ours: summary(lat.sha512.ours), c: summary(lat.sha512.c) },
+    nodeE0: summary(lat.nodeE0),
+    clientSpawnOnly: base.ms,
+    samples: lat,
+  };
+
+  // ---------------------------------------------------------------- connections per second
+  note(`throughput: ${CFG.burstRounds} × bursts of ${CFG.burst} connections, ${CONCURRENCY} at a time (at most ${CFG.burstSeconds} s each)`);
+  const cps = { yescrypt: { ours: [], c: [] }, sha512: { ours: [], c: [] } };
+  const cpsFail = { ours: 0, c: 0 };
+  for (let i = 0; i < CFG.burstRounds; i++) {
+    for (const [key, u] of Object.entries(USERS)) {
+      for (const side of pairs(i)) {
+        const b = await burst(P[side], u, CFG.burst, CONCURRENCY, CFG.burstSeconds * 1000);
+        cps[key][side].push(b.perSecond);
+        cpsFail[side] += b.failed;
+      }
+    }
+  }
+  results.connectionsPerSecond = {
+    yescrypt: { ours: summary(cps.yescrypt.ours), c: summary(cps.yescrypt.c) },
+    sha512: { ours: summary(cps.sha512.ours), c: summary(cps.sha512.c) },
+    failed: cpsFail,
+    samples: cps,
+  };
+
+  // ---------------------------------------------------------------- peak RSS
+  note(`peak RSS: ${CFG.rss} connections per user and side under /usr/bin/time -f %M`);
+  for (const f of [oursLog, LOG.c]) writeFileSync(f, '');
+  const rssLogs = { ours: oursLog, c: LOG.c };
+  const peak = {};
+  for (const [key, u] of Object.entries(USERS)) {
+    const before = { ours: lines(oursLog).length, c: lines(LOG.c).length };
+    for (let i = 0; i < CFG.rss; i++) for (const side of pairs(i)) await rexec(PT[side], u);
+    peak[key] = {};
+    for (const side of ['ours', 'c']) {
+      const got = await waitLines(rssLogs[side], before[side] + CFG.rss);
+      const rows = got.slice(before[side]).map((l) => l.split(',').map(Number));
+      peak[key][side] = {
+        maxrssKiB: summary(rows.map((r) => r[0])),
+        cpuMs: summary(rows.map((r) => (r[2] + r[3]) * 1000)),
+        samples: rows.map(([maxrss, wall, user, sys]) => ({ maxrss, wall, user, sys })),
+      };
+    }
+  }
+  results.peakRss = {
+    how: 'ru_maxrss of the per-connection process (/usr/bin/time -f %M around the server in inetd.conf, as ../shared/peer/rss.sh does). ru_maxrss survives execve, so it spans the server and the shell it becomes; `sh -c true` itself peaks at ~1.7 MiB, so the figure is the server\'s peak before the exec. The same records give the CPU time (user+sys) of one connection; time prints it in 10 ms steps, so its mean is the figure to use.',
+    ...peak,
+  };
+
+  // ---------------------------------------------------------------- RSS while the command runs
+  note(`RSS while \`sleep ${CFG.sleep}\` runs: ${CFG.running} sessions per side (yescrypt user)`);
+  const running = { ours: [], c: [] };
+  for (let i = 0; i < CFG.running; i++) {
+    for (const side of pairs(i)) running[side].push(await runningRss(P[side], USERS.yescrypt, CFG.sleep));
+  }
+  results.runningRss = {
+    how: 'sum of VmRSS over every process under inetd (the session of one connection) while `sleep` runs, sampled 150 ms after `sleep` appears',
+    ours: { kiB: summary(running.ours.map((r) => r.kiB)), samples: running.ours },
+    c: { kiB: summary(running.c.map((r) => r.kiB)), samples: running.c },
+  };
+
+  // ---------------------------------------------------------------- bulk data through cat
+  note(`bulk: ${CFG.mib} MiB stdin -> remote cat -> stdout, ${CFG.cat} × per side (SHA-512 user), checked with cksum`);
+  const block = join(out, 'block-16MiB');
+  writeFileSync(block, randomBytes(16 << 20));
+  const feed = Array(CFG.mib / 16).fill(block);
+  const local = await run('bash', ['-o', 'pipefail', '-c', 'cat "$@" | cksum', 'bash', ...feed], { capture: true, env: { PATH: '/usr/bin:/bin' } });
+  const expected = local.stdout.trim();
+  const bulk = { ours: [], c: [] };
+  for (let i = 0; i < CFG.cat; i++) {
+    for (const side of pairs(i)) {
+      const script = `cat "\${@:3}" | "$1" -l ${USERS.sha512.name} -p ${USERS.sha512.password} 127.0.0.1 "$2" cat | cksum`;
+      const r = await run('bash', ['-o', 'pipefail', '-c', script, 'bash', CLIENT, String(P[side]), ...feed], { capture: true, env: { PATH: '/usr/bin:/bin' }, timeout: 600_000 });
+      if (r.code !== 0 || r.stdout.trim() !== expected) throw new Error(`${side}: cat of ${CFG.mib} MiB: rc=${r.code} cksum ${r.stdout.trim()} expected ${expected} ${r.stderr}`);
+      // The data phase alone: the session less this side's median login (`true`, same user).
+      const dataMs = r.ms - median(lat.sha512[side]);
+      bulk[side].push({ ms: r.ms, mibPerSec: CFG.mib / (r.ms / 1000), dataMibPerSec: CFG.mib / (dataMs / 1000) });
+    }
+  }
+  results.bulk = {
+    mib: CFG.mib,
+    how: 'wall time of `cat blocks | rexec-client … cat | cksum` (login included: mibPerSec; less the median `true` latency of that side and user: dataMibPerSec); bytes and CRC checked against the local pipe',
+    cksum: expected,
+    localPipe: { ms: local.ms, mibPerSec: CFG.mib / (local.ms / 1000) },
+    ours: { mibPerSec: summary(bulk.ours.map((b) => b.mibPerSec)), dataMibPerSec: summary(bulk.ours.map((b) => b.dataMibPerSec)), samples: bulk.ours },
+    c: { mibPerSec: summary(bulk.c.map((b) => b.mibPerSec)), dataMibPerSec: summary(bulk.c.map((b) => b.dataMibPerSec)), samples: bulk.c },
+  };
+
+  results.finished = new Date().toISOString();
+  results.loadavgEnd = loadavg();
+  results.syslog = { count: logCount, unexpected: oddLogs };
+  writeFileSync(jsonPath, JSON.stringify(results, null, 2) + '\n');
+  console.log(table(results));
+  console.log(`\nJSON: ${jsonPath}`);
+} catch (e) {
+  console.error(`bench: ${e.stack ?? e}`);
+  process.exitCode = 1;
+} finally {
+  clearInterval(drainer);
+  await stopWorld();
+}
+
+// ------------------------------------------------------------------ pieces
+
+function note(text) {
+  console.error(`bench: ${text}`);
+}
+
+function machine() {
+  const os = readFileSync('/etc/os-release', 'utf8').match(/^PRETTY_NAME="?([^"\n]*)/m)?.[1];
+  return {
+    nproc: Number(execFileSync('nproc').toString().trim()),
+    cpu: cpus()[0]?.model,
+    kernel: release(),
+    os,
+    node: process.version,
+    loadavgStart: loadavg(),
+    inRexecd: pkgVersion('rsh-server'),
+    inetd: pkgVersion('openbsd-inetd'),
+    libc: pkgVersion('libc6'),
+  };
+}
+
+function pkgVersion(p) {
+  try {
+    return execFileSync('dpkg-query', ['-W', '-f=${Version}', p]).toString();
+  } catch {
+    return undefined;
+  }
+}
+
+/** What each side authenticates with (see the probe services above). */
+async function detectAuth() {
+  const u = USERS.sha512;
+  const probe = async (port) => {
+    const r = await glibcClient({ port, user: u.name, password: u.password, command: 'true' });
+    if (r.code === 0) return 'accepted';
+    const why = r.stderr.toString();
+    return /Login incorrect/.test(why) ? 'refused' : /Try again/.test(why) ? 'try-again' : `failed: ${why.trim()}`;
+  };
+  const viaPam = await probe(world.ports.probePam);
+  const viaDefault = await probe(world.ports.probeDefault);
+  let pamWorks = false;
+  if (viaPam === 'refused') {
+    // And it accepts both users through the real `rexec` service.
+    const ok = await Promise.all(Object.values(USERS).map((x) => glibcClient({ port: world.ports.oursPam, user: x.name, password: x.password, command: 'true' })));
+    pamWorks = ok.every((r) => r.code === 0);
+  }
+  const help = execFileSync(NODE, [REXECD, '--help'], { env: {} }).toString();
+  const defaultMethod = viaDefault === 'refused' ? 'pam' : viaDefault === 'accepted' ? 'shadow' : `unknown (${viaDefault})`;
+  const r = {
+    helpListsPam: /--auth pam/.test(help),
+    probeAuthPam: viaPam,
+    probeDefault: viaDefault,
+    pamWorks,
+    defaultMethod,
+    c: 'PAM (service rexec, /etc/pam.d/rexec from rsh-server)',
+  };
+  if (r.helpListsPam && pamWorks) {
+    r.oursService = 'oursPam';
+    r.ours = 'PAM (--auth pam, service rexec)';
+  } else {
+    r.oursService = 'ours';
+    r.ours = `${defaultMethod} (its default; --auth pam ${r.helpListsPam ? `is listed but did not use PAM: probe ${viaPam}` : 'is not offered'})`;
+  }
+  return r;
+}
+
+/** count connections, `concurrency` at a time, bounded by ms. */
+async function burst(port, user, count, concurrency, ms) {
+  let started = 0;
+  let done = 0;
+  let failed = 0;
+  const t0 = performance.now();
+  const end = t0 + ms;
+  const worker = async () => {
+    while (started < count && performance.now() < end) {
+      started++;
+      const r = await run(CLIENT, clientArgs(port, user, 'true'));
+      if (r.code === 0) done++;
+      else failed++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = (performance.now() - t0) / 1000;
+  return { done, failed, seconds, perSecond: done / seconds };
+}
+
+function lines(file) {
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => /^\d/.test(l)) : [];
+}
+
+/** /usr/bin/time writes its record after the client has seen EOF: wait for it. */
+async function waitLines(file, n) {
+  for (let i = 0; i < 200; i++) {
+    const got = lines(file);
+    if (got.length >= n) return got;
+    await sleep(25);
+  }
+  throw new Error(`${file}: expected ${n} records, have ${lines(file).length}`);
+}
+
+/** Every process below pid (by PPid), with comm and VmRSS in KiB. */
+function descendants(pid) {
+  const procs = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const status = readFileSync(`/proc/${d}/status`, 'latin1');
+      procs.push({
+        pid: Number(d),
+        ppid: Number(/^PPid:\s*(\d+)/m.exec(status)[1]),
+        comm: /^Name:\s*(.*)$/m.exec(status)[1],
+        rss: Number(/^VmRSS:\s*(\d+)/m.exec(status)?.[1] ?? 0),
+      });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const below = new Set([pid]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const p of procs) {
+      if (!below.has(p.pid) && below.has(p.ppid)) {
+        below.add(p.pid);
+        grew = true;
+      }
+    }
+  }
+  return procs.filter((p) => p.pid !== pid && below.has(p.pid));
+}
+
+async function runningRss(port, user, seconds) {
+  const session = rexec(port, user, `sleep ${seconds}`);
+  let sample;
+  for (let i = 0; i < 1000 && !sample; i++) {
+    if (descendants(world.inetdPid).some((p) => p.comm === 'sleep')) {
+      await sleep(150);
+      const procs = descendants(world.inetdPid);
+      sample = { kiB: procs.reduce((a, p) => a + p.rss, 0), processes: procs.map((p) => `${p.comm}:${p.rss}`) };
+    } else await sleep(5);
+  }
+  await session;
+  if (!sample) throw new Error(`port ${port}: never saw sleep running`);
+  return sample;
+}
+
+function table(r) {
+  const rows = [];
+  const ratio = (a, b) => (Number.isFinite(a / b) ? (a / b).toFixed(2) : '-');
+  const row = (label, o, c, d = 1) => rows.push([label, round(o, d)?.toLocaleString('en-US') ?? '-', round(c, d)?.toLocaleString('en-US') ?? '-', ratio(o, c)]);
+  const L = r.latencyMs;
+  row('latency `true`, yescrypt user (ms)', L.yescrypt.ours.median, L.yescrypt.c.median);
+  row('latency `true`, SHA-512 user (ms)', L.sha512.ours.median, L.sha512.c.median);
+  const C = r.connectionsPerSecond;
+  row(`connections/s, ${CONCURRENCY} clients, yescrypt`, C.yescrypt.ours.median, C.yescrypt.c.median);
+  row(`connections/s, ${CONCURRENCY} clients, SHA-512`, C.sha512.ours.median, C.sha512.c.median);
+  row('peak RSS per connection, yescrypt (KiB)', r.peakRss.yescrypt.ours.maxrssKiB.median, r.peakRss.yescrypt.c.maxrssKiB.median, 0);
+  row('peak RSS per connection, SHA-512 (KiB)', r.peakRss.sha512.ours.maxrssKiB.median, r.peakRss.sha512.c.maxrssKiB.median, 0);
+  row('CPU per connection, yescrypt (ms, mean)', r.peakRss.yescrypt.ours.cpuMs.mean, r.peakRss.yescrypt.c.cpuMs.mean, 0);
+  row('CPU per connection, SHA-512 (ms, mean)', r.peakRss.sha512.ours.cpuMs.mean, r.peakRss.sha512.c.cpuMs.mean, 0);
+  row(`RSS while \`sleep\` runs (KiB, session)`, r.runningRss.ours.kiB.median, r.runningRss.c.kiB.median, 0);
+  const size = r.bulk.mib % 1024 ? `${r.bulk.mib} MiB` : `${r.bulk.mib / 1024} GiB`;
+  row(`${size} through cat, whole session (MiB/s)`, r.bulk.ours.mibPerSec.median, r.bulk.c.mibPerSec.median, 0);
+  row(`${size} through cat, less login (MiB/s)`, r.bulk.ours.dataMibPerSec.median, r.bulk.c.dataMibPerSec.median, 0);
+  const w = [Math.max(...rows.map((x) => x[0].length)), 9, 9, 7];
+  const fmt = (x) => `| ${x[0].padEnd(w[0])} | ${x[1].padStart(w[1])} | ${x[2].padStart(w[2])} | ${x[3].padStart(w[3])} |`;
+  const rule = `|${w.map((n, i) => (i === 0 ? '-'.repeat(n + 2) : `${'-'.repeat(n + 1)}:`)).join('|')}|`;
+  const tbl = [fmt(['metric (median)', 'ours', 'C', 'ours/C']), rule, ...rows.map(fmt)];
+  const m = r.machine;
+  const node0 = L.nodeE0.median;
+  const target = node0 + 3;
+  const gap = (k) => L[k].ours.median - L[k].c.median;
+  const head = [
+    `rexecd benchmark, ${r.started.slice(0, 10)}: ${m.nproc} × ${m.cpu}, kernel ${m.kernel}, ${m.os}, node ${m.node}`,
+    `auth: ours = ${r.auth.ours}; C in.rexecd ${m.inRexecd} = ${r.auth.c}`,
+    `inetd ${m.inetd}, RLIMIT_NOFILE ${r.config.inetdNofile}; client glibc rexec_af, stderr channel; ${r.config.quick ? 'quick run' : 'full run'}: ${r.config.rounds} latency rounds`,
+    '',
+  ];
+  const tail = [
+    '',
+    `env -i node -e 0: ${node0.toFixed(1)} ms (median) → target for ours − C: node -e 0 + 3 ms = ${target.toFixed(1)} ms`,
+    `  yescrypt user: ours − C = ${gap('yescrypt').toFixed(1)} ms  (${gap('yescrypt') <= target ? 'meets' : 'misses'} the target by ${Math.abs(target - gap('yescrypt')).toFixed(1)} ms)`,
+    `  SHA-512 user:  ours − C = ${gap('sha512').toFixed(1)} ms  (${gap('sha512') <= target ? 'meets' : 'misses'} the target by ${Math.abs(target - gap('sha512')).toFixed(1)} ms)`,
+    `peak RSS = ru_maxrss via /usr/bin/time (spans the exec; the server's own peak). Running RSS = sum of VmRSS in the session: ours ${r.runningRss.ours.samples[0].processes.join(' ')}, C ${r.runningRss.c.samples[0].processes.join(' ')}`,
+    `bulk: cksum verified; "less login" subtracts the side's median SHA-512 \`true\` latency; the same data through a local pipe: ${r.bulk.localPipe.mibPerSec.toFixed(0)} MiB/s`,
+    `latency = spawn of the client to its exit, as seen from Node (spawning the client alone: ${L.clientSpawnOnly.toFixed(1)} ms, in both sides' figures)`,
+  ];
+  if (r.connectionsPerSecond.failed.ours || r.connectionsPerSecond.failed.c) tail.push(`failed connections during bursts: ours ${r.connectionsPerSecond.failed.ours}, C ${r.connectionsPerSecond.failed.c}`);
+  if (r.syslog.unexpected.length) tail.push(`unexpected syslog lines (first): ${r.syslog.unexpected.slice(0, 3).join(' | ')}`);
+  return [...head, ...tbl, ...tail].join('\n');
+}
