@@ -8,8 +8,8 @@ import { dup2 } from './sys/socket';
 
 const SD_LISTEN_FDS_START = 3;
 
-/** The fd of the connection to serve, if the launcher says which. */
-export function connectionFd(env: NodeJS.ProcessEnv = process.env): number | undefined {
+/** The fd of the connection to serve. */
+export function connectionFd(env: NodeJS.ProcessEnv = process.env): number {
   if (env.LISTEN_PID === String(process.pid) && env.LISTEN_FDS === '1') return SD_LISTEN_FDS_START;
   return 0;
 }

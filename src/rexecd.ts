@@ -13,10 +13,10 @@ import { commandLimit, parseOptions, UsageError, USAGE, type Options } from './o
 import { diagnosticBytes, Diagnostic } from './protocol/diagnostics';
 import { serveConnection } from './session';
 import { argMax, exitNow, writeRaw } from './sys/process';
-import { isStreamSocket } from './sys/socket';
+import { isTcpSocket } from './sys/socket';
 import { connectionFd, silenceStdio } from './launch';
 
-const HINT = `rexecd: fd 0 is not a network connection.
+const HINT = `rexecd: fd 0 is not a TCP connection.
 rexecd serves one connection handed to it by a super-server.  Either add it to
 /etc/inetd.conf:
 
@@ -37,7 +37,7 @@ function version(): string {
 function main(argv: readonly string[]): void {
   const start = performance.now();
   const fd = connectionFd();
-  const onConnection = fd !== undefined && isStreamSocket(fd);
+  const onConnection = isTcpSocket(fd);
   let log: Log | undefined;
   let options: Options;
   try {

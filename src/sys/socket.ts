@@ -112,11 +112,14 @@ function addressOf(call: 'getpeername' | 'getsockname', fd: number): SockAddr {
 export const peerAddress = (fd: number): SockAddr => addressOf('getpeername', fd);
 export const localAddress = (fd: number): SockAddr => addressOf('getsockname', fd);
 
-/** True when fd is a connected stream socket (what inetd hands us). */
-export function isStreamSocket(fd: number): boolean {
+/** True when fd is a TCP socket over IPv4 or IPv6 (what inetd hands us). */
+export function isTcpSocket(fd: number): boolean {
+  const SO_DOMAIN = 39;
   const value = Buffer.alloc(4);
-  if (f().getsockopt(fd, SOL_SOCKET, SO_TYPE, value, [4]) === -1) return false;
-  return value.readInt32LE(0) === SOCK_STREAM;
+  if (f().getsockopt(fd, SOL_SOCKET, SO_TYPE, value, [4]) === -1 || value.readInt32LE(0) !== SOCK_STREAM) return false;
+  if (f().getsockopt(fd, SOL_SOCKET, SO_DOMAIN, value, [4]) === -1) return false;
+  const domain = value.readInt32LE(0);
+  return domain === AF_INET || domain === AF_INET6;
 }
 
 /** The same address with another port. */
