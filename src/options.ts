@@ -82,11 +82,11 @@ const spec = {
   version: { type: 'boolean', short: 'V' },
 } as const;
 
-function seconds(name: string, text: string | undefined, fallback: number, max: number): number {
+function seconds(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
   if (text === undefined) return fallback;
   if (!/^\d+(\.\d+)?$/.test(text)) throw new UsageError(`--${name}: "${text}" is not a number of seconds`);
   const value = Number(text);
-  if (value > max) throw new UsageError(`--${name}: ${text} is more than ${max} seconds`);
+  if (value < min || value > max) throw new UsageError(`--${name}: ${text} is not between ${min} and ${max} seconds`);
   return value;
 }
 
@@ -114,18 +114,16 @@ export function parseOptions(argv: readonly string[]): Options {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  const auth = values.auth ?? 'auto';
-  if (auth !== 'pam' && auth !== 'shadow') {
-    if (values.auth !== undefined) throw new UsageError(`--auth: "${auth}" is not pam or shadow`);
-  }
+  const auth: string = values.auth ?? 'auto';
+  if (auth !== 'pam' && auth !== 'shadow' && auth !== 'auto') throw new UsageError(`--auth: "${auth}" is not pam or shadow`);
   return Object.freeze({
-    auth: auth as AuthMethod,
+    auth,
     pamService: values['pam-service'] ?? 'rexec',
     allowRoot: values['allow-root'] ?? false,
     allowEmptyPassword: values['allow-empty-password'] ?? false,
     denyFile: values['deny-file'],
-    timeout: seconds('timeout', values.timeout, 60, 86400),
-    failDelay: seconds('fail-delay', values['fail-delay'], 2, 60),
+    timeout: seconds('timeout', values.timeout, 60, 0.1, 86400),
+    failDelay: seconds('fail-delay', values['fail-delay'], 2, 0, 60),
     maxName: integer('max-name', values['max-name'], DEFAULT_LIMITS.user, 1, 4096),
     maxPassword: integer('max-password', values['max-password'], DEFAULT_LIMITS.password, 1, 4096),
     logConnections: values.l ?? false,
