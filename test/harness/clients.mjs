@@ -106,14 +106,21 @@ export async function raw({ port, host = '127.0.0.1', steps, stderr = false, tim
     else if (step.destroy) sock.destroy();
     else if (step.reset) sock.resetAndDestroy();
   }
-  const timer = sleep(timeout).then(() => 'timeout');
+  let timeoutHandle;
+  const timer = new Promise((r) => (timeoutHandle = setTimeout(r, timeout))).then(() => 'timeout');
   const how = await Promise.race([closed.then(() => 'closed'), timer]);
+  // A pending timer would keep the test process alive for `timeout` after its last test.
+  clearTimeout(timeoutHandle);
   if (how === 'timeout') {
     closedHow = 'timeout';
     sock.destroy();
   }
   const ms = performance.now() - t0;
-  if (stderrClosed) await Promise.race([stderrClosed, sleep(2000)]);
+  if (stderrClosed) {
+    let h;
+    await Promise.race([stderrClosed, new Promise((r) => (h = setTimeout(r, 2000)))]);
+    clearTimeout(h);
+  }
   listener?.close();
   return { main: Buffer.concat(chunks), stderr: Buffer.concat(errChunks), stderrConnected, mainClosed: closedHow, ms };
 }

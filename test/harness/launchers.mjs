@@ -1,0 +1,58 @@
+// Launchers other than the world's openbsd-inetd, started inside the world's mount
+// namespace (so rexecd sees the world's users, PAM files and /dev/log):
+//
+//   socketActivate(world, { inetd })   systemd's own socket activation with Accept=yes,
+//       as the real `systemd-socket-activate` does it (it needs no systemd as PID 1):
+//       --inetd  the connection on fds 0 and 1 (StandardInput=socket)
+//       native   the connection on fd 3, LISTEN_FDS=1, LISTEN_PID=<rexecd's pid>
+//
+// Every launcher starts with a clean environment (env -i) and listens on loopback only.
+import { spawn } from 'node:child_process';
+import { NODE, REXECD, freePort } from './world.mjs';
+
+/**
+ * opts: { inetd: boolean, host: '127.0.0.1' | '::1', program: [argv...] (default node
+ * + dist/rexecd.js), args: [rexecd args], setenv: { NAME: value } (passed to the
+ * command by systemd-socket-activate -E, on top of what it sets itself) }
+ * Resolves { port, host, pid, output(), stop() }.
+ */
+export async function socketActivate(world, { inetd = false, host = '127.0.0.1', program = [NODE, REXECD], args = [], setenv = {} } = {}) {
+  if (host !== '127.0.0.1' && host !== '::1') throw new Error(`socketActivate: loopback only, not ${host}`);
+  const port = await freePort();
+  const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  const argv = [
+    '-m', '-t', String(world.inetdPid), '--',
+    'env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
+    'systemd-socket-activate', '--listen', address, '--accept',
+    ...(inetd ? ['--inetd'] : []),
+    ...Object.entries(setenv).map(([k, v]) => `--setenv=${k}=${v}`),
+    ...program, ...args,
+  ];
+  // nsenter and env exec: the pid is systemd-socket-activate's own.
+  const child = spawn('nsenter', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const end = Date.now() + 10000;
+  while (!out.includes(`Listening on ${address}`)) {
+    if (child.exitCode !== null) throw new Error(`systemd-socket-activate exited ${child.exitCode}: ${out}`);
+    if (Date.now() > end) {
+      child.kill('SIGKILL');
+      throw new Error(`systemd-socket-activate did not listen on ${address}: ${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    port,
+    host,
+    pid: child.pid,
+    /** What systemd-socket-activate (and rexecd before it silences fds 1-2) printed. */
+    output: () => out,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
+    },
+  };
+}
