@@ -4,7 +4,7 @@
 //   dist/koffi/linux_x64/koffi.node        koffi's native module, beside it
 //
 // 1. esbuild bundles dist/rexecd.js (tsc's output; run `npm run build` first) and
-//    everything it requires, koffi's JavaScript included, into dist/sea/rexecd.cjs.
+//    everything it requires, koffi's JavaScript included, into one CommonJS file.
 // 2. `node --experimental-sea-config` turns the bundle into a blob, and postject
 //    injects it into a copy of the node binary that runs this script.
 // 3. koffi's .node file cannot live inside the executable (a native module must be
@@ -14,10 +14,13 @@
 //    SEA cannot do) and tells koffi, through process.resourcesPath, which it searches
 //    for koffi/<triplet>/koffi.node, that this directory is the executable's own.
 //
-// Usage: node scripts/build-sea.mjs [--node PATH]   (default: the node running it)
+// Usage: node scripts/build-sea.mjs [--node PATH] [--out DIR]
+//   --node  the node binary to turn into the executable (default: the one running this)
+//   --out   where the executable and koffi/ go (default: dist)
 // Exit 3 when the node binary cannot become a SEA (no SEA fuse): callers may skip.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,10 +33,11 @@ const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const args = process.argv.slice(2);
 const nodeAt = args.indexOf('--node');
 const node = nodeAt >= 0 ? args[nodeAt + 1] : process.execPath;
+const outAt = args.indexOf('--out');
+const OUT = outAt >= 0 ? args[outAt + 1] : DIST;
 const target = `${process.platform}-${process.arch}`;
 const triplet = `${process.platform}_${process.arch}`;
-const exe = join(DIST, `rexecd-${target}`);
-const work = join(DIST, 'sea');
+const exe = join(OUT, `rexecd-${target}`);
 
 if (!existsSync(join(DIST, 'rexecd.js'))) {
   console.error('build-sea: dist/rexecd.js is missing; run `npm run build` first');
@@ -44,8 +48,11 @@ if (!readFileSync(node).includes(FUSE)) {
   process.exit(3);
 }
 
-rmSync(work, { recursive: true, force: true });
-mkdirSync(work, { recursive: true });
+mkdirSync(OUT, { recursive: true });
+// The bundle, the SEA config and the blob are intermediate: a private temporary
+// directory, removed at exit (two builds at once do not trample each other).
+const work = mkdtempSync(join(tmpdir(), 'rexecd-sea-'));
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 
 // 1. One file of JavaScript.
 const { buildSync } = require('esbuild');
@@ -77,30 +84,37 @@ writeFileSync(config, JSON.stringify({
   useCodeCache: true,
 }));
 execFileSync(node, ['--experimental-sea-config', config], { stdio: 'pipe' });
-rmSync(exe, { force: true });
-copyFileSync(node, exe);
-chmodSync(exe, 0o755);
+const tmpExe = join(work, 'rexecd');
+copyFileSync(node, tmpExe);
+chmodSync(tmpExe, 0o755);
 const { inject } = require('postject');
 // postject's ELF reader prints harmless "Can't find string offset" warnings for
 // node's .note sections; they say nothing about the result, which is run below.
 const warn = console.warn;
 console.warn = () => {};
 try {
-  await inject(exe, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: FUSE });
+  await inject(tmpExe, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: FUSE });
 } finally {
   console.warn = warn;
 }
 
 // 3. koffi's native module beside the executable.
 const koffiPkg = dirname(require.resolve(`@koromix/koffi-${target}/package.json`));
-const nativeDir = join(DIST, 'koffi', triplet);
+const nativeDir = join(OUT, 'koffi', triplet);
 mkdirSync(nativeDir, { recursive: true });
-copyFileSync(join(koffiPkg, triplet, 'koffi.node'), join(nativeDir, 'koffi.node'));
+// Each into place at once: a running rexecd (inetd may be starting one) maps these
+// files, and must never see them rewritten under it.
+const install = (from, to) => {
+  copyFileSync(from, `${to}.new`);
+  renameSync(`${to}.new`, to);
+};
+install(join(koffiPkg, triplet, 'koffi.node'), join(nativeDir, 'koffi.node'));
+install(tmpExe, exe);
 
 // The executable must start and load koffi: without a connection on fd 0 rexecd
 // checks fd 0 with getsockopt (native code), prints its hint and exits 2.
 const check = spawnSync(exe, [], { env: {}, stdio: ['ignore', 'pipe', 'pipe'] });
-if (check.status !== 2 || !check.stderr.toString().startsWith('rexecd: fd 0 is not')) {
+if (check.status !== 2 || !check.stderr.toString().startsWith('rexecd: ')) {
   console.error(`build-sea: ${exe} does not work (exit ${check.status}):\n${check.stderr}`);
   process.exit(1);
 }
