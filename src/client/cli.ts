@@ -81,28 +81,26 @@ export function parseCommandLine(argv: readonly string[], columns = process.stdo
       'duplicate-arguments-array': false,
       'boolean-negation': false,
     })
-    .options({
-      user: { alias: 'l', type: 'string', requiresArg: true, describe: 'remote user name (default: $REXEC_USER, ~/.netrc, your login name)' },
-      password: {
-        alias: 'p',
-        type: 'string',
-        requiresArg: true,
-        describe: 'password -- discouraged: visible to others in ps and kept in shell history; use ~/.netrc or the prompt',
-      },
-      port: { alias: 'P', type: 'string', requiresArg: true, describe: `server port (default: ${DEFAULT_PORT}, or :PORT after HOST)` },
-      'no-stdin': { alias: 'n', type: 'boolean', describe: 'send no input: the command reads end-of-file at once (like rsh -n)' },
-      'no-stderr': {
-        alias: 'e',
-        type: 'boolean',
-        describe: "no second connection for the command's stderr: the server merges it into stdout",
-      },
-      '4': { type: 'boolean', describe: 'use IPv4 only' },
-      '6': { type: 'boolean', describe: 'use IPv6 only' },
-      timeout: {
-        type: 'string',
-        requiresArg: true,
-        describe: `seconds to wait for the connection, the server's connect-back and its answer (default: ${DEFAULT_TIMEOUT}; 0: no limit)`,
-      },
+    .option('user', { alias: 'l', type: 'string', requiresArg: true, describe: 'remote user name (default: $REXEC_USER, ~/.netrc, your login name)' })
+    .option('password', {
+      alias: 'p',
+      type: 'string',
+      requiresArg: true,
+      describe: 'password -- discouraged: visible to others in ps and kept in shell history; use ~/.netrc or the prompt',
+    })
+    .option('port', { alias: 'P', type: 'string', requiresArg: true, describe: `server port (default: ${DEFAULT_PORT}, or :PORT after HOST)` })
+    .option('no-stdin', { alias: 'n', type: 'boolean', describe: 'send no input: the command reads end-of-file at once (like rsh -n)' })
+    .option('no-stderr', {
+      alias: 'e',
+      type: 'boolean',
+      describe: "no second connection for the command's stderr: the server merges it into stdout",
+    })
+    .option('ipv4', { alias: '4', type: 'boolean', describe: 'use IPv4 only' })
+    .option('ipv6', { alias: '6', type: 'boolean', describe: 'use IPv6 only' })
+    .option('timeout', {
+      type: 'string',
+      requiresArg: true,
+      describe: `seconds to wait for the connection, the server's connect-back and its answer (default: ${DEFAULT_TIMEOUT}; 0: no limit)`,
     })
     .help('help', 'show this help')
     .version('version', 'show the version', `rexec ${version()}`)
@@ -127,7 +125,7 @@ export function parseCommandLine(argv: readonly string[], columns = process.stdo
   if (optionPort !== undefined && target.port !== undefined && optionPort !== target.port) {
     throw new UsageError(`two ports given: ${where} and --port ${portText}`);
   }
-  if (args['4'] && args['6']) throw new UsageError('-4 and -6 exclude each other');
+  if (args.ipv4 && args.ipv6) throw new UsageError('-4 and -6 exclude each other');
   const timeoutText = optionalString(args.timeout);
   return {
     kind: 'run',
@@ -139,7 +137,7 @@ export function parseCommandLine(argv: readonly string[], columns = process.stdo
       password: optionalString(args.password),
       noStdin: args['no-stdin'] === true,
       noStderr: args['no-stderr'] === true,
-      family: args['4'] ? 4 : args['6'] ? 6 : 0,
+      family: args.ipv4 ? 4 : args.ipv6 ? 6 : 0,
       timeoutMs: timeoutText === undefined ? DEFAULT_TIMEOUT * 1000 : seconds(timeoutText),
     }),
   };

@@ -5,6 +5,7 @@
 import { lookup } from 'node:dns/promises';
 import { connect, isIP, type Socket } from 'node:net';
 import type { Family } from './cli';
+import type { Inbound } from './inbound';
 import type { Deadline } from './deadline';
 import { ClientError, reason } from './errors';
 
@@ -23,9 +24,9 @@ async function addresses(host: string, family: Family): Promise<string[]> {
   }
 }
 
-function attempt(address: string, port: number, deadline: Deadline): Promise<Socket> {
+function attempt(address: string, port: number, deadline: Deadline, inbound: Inbound): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const sock = connect({ host: address, port, allowHalfOpen: true });
+    const sock = connect({ host: address, port, allowHalfOpen: true, onread: inbound.onread });
     const timer =
       deadline.ms > 0
         ? setTimeout(() => {
@@ -36,7 +37,10 @@ function attempt(address: string, port: number, deadline: Deadline): Promise<Soc
     sock.once('connect', () => {
       clearTimeout(timer);
       sock.removeAllListeners('error');
+      // Errors are seen where they matter (status, relay); none may go unhandled.
+      sock.on('error', () => {});
       sock.setKeepAlive(true);
+      inbound.attach(sock);
       resolve(sock);
     });
     sock.once('error', (e) => {
@@ -47,12 +51,19 @@ function attempt(address: string, port: number, deadline: Deadline): Promise<Soc
   });
 }
 
-export async function connectToServer(host: string, port: number, family: Family, deadline: Deadline): Promise<Socket> {
+/** Connects; the socket reads into inbound. */
+export async function connectToServer(
+  host: string,
+  port: number,
+  family: Family,
+  deadline: Deadline,
+  inbound: Inbound,
+): Promise<Socket> {
   const list = await deadline.race(addresses(host, family), `the address of ${host}`);
   const failures: string[] = [];
   for (const address of list) {
     try {
-      return await attempt(address, port, deadline);
+      return await attempt(address, port, deadline, inbound);
     } catch (e) {
       const where = address === host ? `port ${port}` : `${address} port ${port}`;
       failures.push(`${where}: ${reason(e)}`);

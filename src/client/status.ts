@@ -2,9 +2,10 @@
  * The server's answer: one status byte on the main connection.  \0 means the command
  * is starting and everything after it is the command's output; anything else starts
  * a one-line message (\001 is the flag, not part of the text) after which the server
- * closes.  Bytes after the \0 are left in the socket for the relay.
+ * closes.  Bytes after the \0 stay in the Inbound for the relay.
  */
 import type { Socket } from 'node:net';
+import type { Inbound } from './inbound';
 
 /** The longest message we keep; a real one is a short line. */
 export const MAX_MESSAGE = 4096;
@@ -17,19 +18,24 @@ export type Status =
   /** The connection ended (or broke: error) before any answer. */
   | { readonly kind: 'closed'; readonly error: Error | undefined };
 
-export function readStatus(sock: Socket): { status: Promise<Status>; cancel: () => void } {
+/** Starts reading the answer; nothing of the command's output is consumed. */
+export function readStatus(sock: Socket, inbound: Inbound): { status: Promise<Status>; cancel: () => void } {
   let finish: (s: Status) => void = () => {};
   const status = new Promise<Status>((resolve) => (finish = resolve));
   let first: number | undefined;
   const message: Buffer[] = [];
   let length = 0;
+  let over = false;
 
   const cleanup = () => {
-    sock.removeListener('readable', onReadable);
+    over = true;
+    inbound.consume(undefined);
     sock.removeListener('end', onEnd);
+    sock.removeListener('close', onEnd);
     sock.removeListener('error', onError);
   };
   const done = (s: Status) => {
+    if (over) return;
     cleanup();
     finish(s);
   };
@@ -38,31 +44,40 @@ export function readStatus(sock: Socket): { status: Promise<Status>; cancel: () 
     if (first !== FLAG) text = String.fromCharCode(first!) + text;
     done({ kind: 'refused', message: text.replace(/\r?\n$/, '') });
   };
-  const onReadable = () => {
-    for (let chunk: Buffer | null = sock.read(); chunk !== null; chunk = sock.read()) {
-      let rest = chunk;
-      if (first === undefined) {
-        first = chunk[0]!;
-        rest = chunk.subarray(1);
-        if (first === 0) {
-          cleanup();
-          if (rest.length > 0) sock.unshift(rest);
-          finish({ kind: 'ok' });
-          return;
-        }
+  const onChunk = (chunk: Buffer): boolean => {
+    let rest = chunk;
+    if (first === undefined) {
+      first = chunk[0]!;
+      rest = chunk.subarray(1);
+      if (first === 0) {
+        inbound.putBack(rest);
+        done({ kind: 'ok' });
+        return false;
       }
-      const nl = rest.indexOf(NEWLINE);
-      const take = nl >= 0 ? rest.subarray(0, nl + 1) : rest;
-      const room = MAX_MESSAGE - length;
-      message.push(take.subarray(0, room));
-      length += Math.min(take.length, room);
-      if (nl >= 0 || length >= MAX_MESSAGE) return refused();
     }
+    const nl = rest.indexOf(NEWLINE);
+    const take = nl >= 0 ? rest.subarray(0, nl + 1) : rest;
+    const room = MAX_MESSAGE - length;
+    message.push(Buffer.from(take.subarray(0, room))); // a copy: the chunk is the shared buffer
+    length += Math.min(take.length, room);
+    if (nl >= 0 || length >= MAX_MESSAGE) {
+      refused();
+      return false;
+    }
+    return true;
   };
   const onEnd = () => (first === undefined ? done({ kind: 'closed', error: undefined }) : refused());
   const onError = (e: Error) => (first === undefined ? done({ kind: 'closed', error: e }) : refused());
-  sock.on('readable', onReadable);
+
+  if (sock.destroyed || sock.readableEnded) {
+    over = true;
+    finish({ kind: 'closed', error: sock.errored ?? undefined });
+    return { status, cancel: () => {} };
+  }
   sock.once('end', onEnd);
+  sock.once('close', onEnd);
   sock.once('error', onError);
+  inbound.consume(onChunk);
+  if (!over) inbound.resume();
   return { status, cancel: cleanup };
 }

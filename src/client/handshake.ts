@@ -1,0 +1,91 @@
+/**
+ * The rexec request, in the order classic clients send it (glibc rexec_af(), BSD
+ * rexec(1)):
+ *
+ *   1. the stderr port field: "PORT\0", or "\0" for no secondary channel;
+ *   2. with a port: wait until the server has connected back and we have accepted
+ *      it (servers dial back before they read the user);
+ *   3. "user\0password\0command\0";
+ *   4. the status byte (status.ts).
+ *
+ * If the server answers on the main connection while we wait for its connect-back
+ * (a refused port, a failed dial), that answer is read as the status.  The password
+ * is zeroed as soon as it is copied into the request, and the request once it is
+ * written.
+ */
+import type { Socket } from 'node:net';
+import type { Credentials } from './credentials';
+import type { Deadline } from './deadline';
+import type { Inbound } from './inbound';
+import { readStatus, type Status } from './status';
+import { StderrListener } from './stderr-listener';
+
+export interface Handshake {
+  readonly status: Status;
+  /** The server's connection for the command's stderr (absent with -e or on refusal). */
+  readonly stderr: Socket | undefined;
+}
+
+const NUL = Buffer.from([0]);
+
+/** "user\0password\0command\0"; the caller zeroes it after use. */
+export function credentialBytes(creds: Credentials, command: string): Buffer {
+  return Buffer.concat([Buffer.from(creds.user, 'utf8'), NUL, creds.password, NUL, Buffer.from(command, 'utf8'), NUL]);
+}
+
+/** Writes secret bytes and zeroes them once the socket is done with them. */
+export function writeSecret(sock: Socket, bytes: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    sock.write(bytes, (e) => {
+      bytes.fill(0);
+      if (e) reject(e);
+      else resolve();
+    });
+  });
+}
+
+export async function handshake(
+  main: Socket,
+  inbound: Inbound,
+  creds: Credentials,
+  command: string,
+  opts: { readonly noStderr: boolean; readonly deadline: Deadline },
+): Promise<Handshake> {
+  const request = credentialBytes(creds, command);
+  creds.password.fill(0);
+  // Read from the start: a server that refuses the port answers before any connect-back.
+  const reading = readStatus(main, inbound);
+  const answer = () => opts.deadline.race(reading.status, "the server's answer", reading.cancel);
+  let stderr: Socket | undefined;
+  let listener: StderrListener | undefined;
+  try {
+    if (opts.noStderr) {
+      await writeSecret(main, Buffer.concat([NUL, request]));
+    } else {
+      listener = await StderrListener.open(main.localAddress!, main.remoteAddress!);
+      main.write(`${listener.port}\0`);
+      const first = await opts.deadline.race(
+        Promise.race([listener.connection(), reading.status.then(() => undefined)]),
+        'the server to connect back to the stderr port',
+        reading.cancel,
+      );
+      listener.close();
+      if (first === undefined) return { status: await reading.status, stderr: undefined };
+      stderr = first;
+      stderr.on('error', () => {});
+      await writeSecret(main, request);
+    }
+    const status = await answer();
+    if (status.kind !== 'ok') {
+      stderr?.destroy();
+      stderr = undefined;
+    }
+    return { status, stderr };
+  } catch (e) {
+    listener?.close();
+    stderr?.destroy();
+    throw e;
+  } finally {
+    request.fill(0);
+  }
+}

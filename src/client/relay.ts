@@ -1,0 +1,102 @@
+/**
+ * After the \0: local stdin to the main connection (shutdown(SHUT_WR) at its end),
+ * the main connection to stdout, the secondary connection to stderr.  Back-pressure
+ * holds in every direction: a chunk is read only when the previous one is written,
+ * so a slow reader at either end stops the writer instead of filling memory.  The
+ * main connection and stdin read into reused buffers (inbound.ts, input.ts); the
+ * secondary connection, which carries only the command's stderr, is a plain pipe.
+ *
+ * The session is over when the server has closed the main connection and the
+ * secondary one (as rsh, we wait for both: a background job may still hold stderr).
+ * A reset from the server ends a stream like an EOF: a command that exits without
+ * reading all of its input makes its kernel answer our next bytes with a reset, and
+ * that is no error (glibc's and BSD's clients treat it the same way).
+ */
+import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
+import type { Inbound } from './inbound';
+import type { Input } from './input';
+
+export interface RelayEnds {
+  readonly main: Socket;
+  /** The main connection's reader, holding any output that came with the status byte. */
+  readonly inbound: Inbound;
+  readonly stderr: Socket | undefined;
+  /** undefined with -n: the main connection is half-closed at once. */
+  readonly input: Input | undefined;
+  readonly stdout: Writable;
+  readonly stderrOut: Writable;
+}
+
+export type RelayEnd =
+  | { readonly kind: 'done' }
+  /** Our stdout or stderr is gone (EPIPE): stop quietly, as rsh killed by SIGPIPE. */
+  | { readonly kind: 'output-closed' }
+  | { readonly kind: 'broken'; readonly error: Error };
+
+class OutputClosed extends Error {}
+
+const ENDS_LIKE_EOF = new Set(['ECONNRESET', 'EPIPE', 'ENOTCONN']);
+
+/** Calls back once every byte written to `to` before now has been handed on. */
+function flushed(to: Writable, done: (e?: Error | null) => void): void {
+  to.write(Buffer.alloc(0), done);
+}
+
+/** Resolves at the end (or reset) of `from` once `to` has taken everything. */
+function ending(from: Socket, to: Writable, reject: (e: Error) => void, resolve: () => void): () => void {
+  let over = false;
+  const finish = () => {
+    if (over) return;
+    over = true;
+    flushed(to, (e) => (e ? reject(new OutputClosed()) : resolve()));
+  };
+  from.on('error', (e: NodeJS.ErrnoException) => (e.code && ENDS_LIKE_EOF.has(e.code) ? finish() : reject(e)));
+  from.once('end', finish);
+  from.once('close', finish);
+  return finish;
+}
+
+/** main -> stdout through the reused buffer. */
+function carryMain(main: Socket, inbound: Inbound, to: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    to.on('error', () => reject(new OutputClosed()));
+    ending(main, to, reject, resolve);
+    inbound.consume((chunk) => {
+      to.write(chunk, (e) => (e ? reject(new OutputClosed()) : inbound.resume()));
+      return false;
+    });
+    inbound.resume();
+  });
+}
+
+/** secondary -> stderr, a plain pipe. */
+function carryStream(from: Socket, to: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    to.on('error', () => reject(new OutputClosed()));
+    ending(from, to, reject, () => {
+      from.unpipe(to);
+      resolve();
+    });
+    from.pipe(to, { end: false });
+  });
+}
+
+export async function relay(ends: RelayEnds): Promise<RelayEnd> {
+  const { main, inbound, stderr, input, stdout, stderrOut } = ends;
+  const endOfInput = () => {
+    if (!main.destroyed && !main.writableEnded) main.end();
+  };
+  if (input) input.start(main, endOfInput);
+  else endOfInput();
+  try {
+    await Promise.all([carryMain(main, inbound, stdout), stderr ? carryStream(stderr, stderrOut) : undefined]);
+    return { kind: 'done' };
+  } catch (e) {
+    return e instanceof OutputClosed ? { kind: 'output-closed' } : { kind: 'broken', error: e as Error };
+  } finally {
+    input?.stop();
+    main.destroy();
+    stderr?.destroy();
+  }
+}
