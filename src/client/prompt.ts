@@ -69,7 +69,7 @@ export function askPassword(prompt: string): Promise<Buffer> {
       process.removeListener('exit', restore);
       input.removeListener('data', onData);
       try {
-        writeSync(fd, '\r\n');
+        writeSync(fd, '\n');
       } catch {
         // As above.
       }

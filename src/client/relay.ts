@@ -1,5 +1,6 @@
 /**
- * After the \0: local stdin to the main connection (shutdown(SHUT_WR) at its end),
+ * After the \0: local stdin to the main connection (shutdown(SHUT_WR) at its end;
+ * written through outbound.ts, so a refused write never costs the command's output),
  * the main connection to stdout, the secondary connection to stderr.  Back-pressure
  * holds in every direction: a chunk is read only when the previous one is written,
  * so a slow reader at either end stops the writer instead of filling memory.  The
@@ -16,6 +17,7 @@ import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type { Inbound } from './inbound';
 import type { Input } from './input';
+import { writeSide } from './outbound';
 
 export interface RelayEnds {
   readonly main: Socket;
@@ -84,10 +86,11 @@ function carryStream(from: Socket, to: Writable): Promise<void> {
 
 export async function relay(ends: RelayEnds): Promise<RelayEnd> {
   const { main, inbound, stderr, input, stdout, stderrOut } = ends;
+  const sink = input ? writeSide(main) : main;
   const endOfInput = () => {
-    if (!main.destroyed && !main.writableEnded) main.end();
+    if (!sink.destroyed && !sink.writableEnded) sink.end(); // shutdown(SHUT_WR)
   };
-  if (input) input.start(main, endOfInput);
+  if (input) input.start(sink, endOfInput);
   else endOfInput();
   try {
     await Promise.all([carryMain(main, inbound, stdout), stderr ? carryStream(stderr, stderrOut) : undefined]);
@@ -96,6 +99,7 @@ export async function relay(ends: RelayEnds): Promise<RelayEnd> {
     return e instanceof OutputClosed ? { kind: 'output-closed' } : { kind: 'broken', error: e as Error };
   } finally {
     input?.stop();
+    sink.destroy();
     main.destroy();
     stderr?.destroy();
   }
