@@ -3,9 +3,9 @@
  * written through outbound.ts, so a refused write never costs the command's output),
  * the main connection to stdout, the secondary connection to stderr.  Back-pressure
  * holds in every direction: a chunk is read only when the previous one is written,
- * so a slow reader at either end stops the writer instead of filling memory.  The
- * main connection and stdin read into reused buffers (inbound.ts, input.ts); the
- * secondary connection, which carries only the command's stderr, is a plain pipe.
+ * so a slow reader at either end stops the writer instead of filling memory.  Both
+ * connections and stdin read into reused buffers (inbound.ts, input.ts,
+ * dup-socket.ts), so a long transfer does not leave garbage behind either.
  *
  * The session is over when the server has closed the main connection and the
  * secondary one (as rsh, we wait for both: a background job may still hold stderr).
@@ -17,7 +17,7 @@ import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type { Inbound } from './inbound';
 import type { Input } from './input';
-import { writeSide } from './outbound';
+import { readSide, writeSide } from './dup-socket';
 
 export interface RelayEnds {
   readonly main: Socket;
@@ -59,11 +59,11 @@ function ending(from: Socket, to: Writable, reject: (e: Error) => void, resolve:
   return finish;
 }
 
-/** main -> stdout through the reused buffer. */
-function carryMain(main: Socket, inbound: Inbound, to: Writable): Promise<void> {
+/** A connection to a local output through its reused buffer. */
+function carry(from: Socket, inbound: Inbound, to: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
     to.on('error', () => reject(new OutputClosed()));
-    ending(main, to, reject, resolve);
+    ending(from, to, reject, resolve);
     inbound.consume((chunk) => {
       to.write(chunk, (e) => (e ? reject(new OutputClosed()) : inbound.resume()));
       return false;
@@ -72,7 +72,7 @@ function carryMain(main: Socket, inbound: Inbound, to: Writable): Promise<void> 
   });
 }
 
-/** secondary -> stderr, a plain pipe. */
+/** A connection to a local output, a plain pipe (when readSide() cannot be had). */
 function carryStream(from: Socket, to: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
     to.on('error', () => reject(new OutputClosed()));
@@ -92,8 +92,12 @@ export async function relay(ends: RelayEnds): Promise<RelayEnd> {
   };
   if (input) input.start(sink, endOfInput);
   else endOfInput();
+  const errSide = stderr ? readSide(stderr) : undefined;
   try {
-    await Promise.all([carryMain(main, inbound, stdout), stderr ? carryStream(stderr, stderrOut) : undefined]);
+    await Promise.all([
+      carry(main, inbound, stdout),
+      errSide ? carry(errSide.socket, errSide.inbound, stderrOut) : stderr ? carryStream(stderr, stderrOut) : undefined,
+    ]);
     return { kind: 'done' };
   } catch (e) {
     return e instanceof OutputClosed ? { kind: 'output-closed' } : { kind: 'broken', error: e as Error };
@@ -102,5 +106,6 @@ export async function relay(ends: RelayEnds): Promise<RelayEnd> {
     sink.destroy();
     main.destroy();
     stderr?.destroy();
+    errSide?.socket.destroy();
   }
 }

@@ -28,7 +28,6 @@ export class StderrListener {
     private readonly server: Server,
     readonly port: number,
     readonly address: string,
-    private readonly from: string,
   ) {
     this.accepted = new Promise((resolve) => (this.settle = resolve));
   }
@@ -58,7 +57,7 @@ export class StderrListener {
           reject(new Error('the stderr listener has no port'));
           return;
         }
-        listener = new StderrListener(server, addr.port, addr.address, serverAddress);
+        listener = new StderrListener(server, addr.port, addr.address);
         resolve(listener);
       });
     });
@@ -72,9 +71,5 @@ export class StderrListener {
   close(): void {
     this.settle = undefined;
     this.server.close();
-  }
-
-  describe(): string {
-    return `${this.address} port ${this.port} (accepting only ${this.from})`;
   }
 }
