@@ -10,12 +10,13 @@
 #   hyperfine      the benchmark's timer
 #   time           /usr/bin/time: the benchmark's peak-RSS and CPU figures per connection
 #   util-linux     unshare/nsenter/mount for the private-namespace harness
+#   man-db         man -l, to check that man/rexecd.8 renders (pulls in groff-base)
 #
 # rsh-server's maintainer scripts add exec/shell/login to /etc/inetd.conf on all
 # interfaces and try to start the system inetd.  A temporary policy-rc.d stops
 # the start, and update-inetd disables those lines again afterwards.
 set -euo pipefail
-PKGS="openbsd-inetd rsh-server whois gcc libc6-dev systemd hyperfine util-linux iproute2 procps time"
+PKGS="openbsd-inetd rsh-server whois gcc libc6-dev systemd hyperfine util-linux iproute2 procps time man-db"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
