@@ -30,6 +30,8 @@ export interface Options {
   readonly maxConnections: number;
   readonly help: boolean;
   readonly version: boolean;
+  /** Internal: a pre-started per-connection process of --listen (fd 3). */
+  readonly poolWorker: boolean;
 }
 
 export class UsageError extends Error {
@@ -80,6 +82,7 @@ const spec = {
   'max-connections': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
+  'pool-worker': { type: 'boolean' },
 } as const;
 
 function seconds(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
@@ -132,6 +135,7 @@ export function parseOptions(argv: readonly string[]): Options {
     maxConnections: integer('max-connections', values['max-connections'], 64, 1, 65536),
     help: values.help ?? false,
     version: values.version ?? false,
+    poolWorker: values['pool-worker'] ?? false,
   });
 }
 

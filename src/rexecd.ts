@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Authenticator } from './auth/authenticator';
 import { selectAuthenticator } from './auth/select';
 import { openLog, type Log } from './log';
 import { commandLimit, parseOptions, UsageError, USAGE, type Options } from './options';
@@ -38,7 +39,6 @@ function main(argv: readonly string[]): void {
   const start = performance.now();
   const fd = connectionFd();
   const onConnection = isTcpSocket(fd);
-  let log: Log | undefined;
   let options: Options;
   try {
     options = parseOptions(argv);
@@ -61,6 +61,19 @@ function main(argv: readonly string[]): void {
     process.stdout.write(`rexecd ${version()}\n`);
     return;
   }
+  const context = (log: Log) => {
+    let authenticator: Authenticator | undefined;
+    return {
+      options,
+      log,
+      limits: { user: options.maxName, password: options.maxPassword, command: commandLimit(argMax()) },
+      authenticator: () => (authenticator ??= selectAuthenticator(options, log)),
+    };
+  };
+  if (options.poolWorker) {
+    const log = openLog();
+    (require('./listen/worker') as typeof import('./listen/worker')).servePooled(3, context(log), log);
+  }
   if (options.listen.length > 0) {
     // Loaded only here: the per-connection path never pays for the listener.
     (require('./listen/listener') as typeof import('./listen/listener')).listen(options);
@@ -71,14 +84,7 @@ function main(argv: readonly string[]): void {
     process.exit(2);
   }
   silenceStdio(fd);
-  log = openLog();
-  serveConnection(fd, {
-    options,
-    log,
-    start,
-    limits: { user: options.maxName, password: options.maxPassword, command: commandLimit(argMax()) },
-    authenticator: () => selectAuthenticator(options, log!),
-  });
+  serveConnection(fd, context(openLog()), start);
 }
 
 main(process.argv.slice(2));

@@ -5,7 +5,10 @@
  *           → home directory → status byte → exec
  *
  * Everything is synchronous and bounded by one deadline.  Every refusal is one
- * "\001text\n" to the client and one log line with the real reason.
+ * "\001text\n" to the client and one log line with the real reason.  Under inetd
+ * the process reads the request itself (serveConnection); under --listen the
+ * listener has read it and hands it over (serveHandoff); from authentication on,
+ * both are the same code.
  */
 import type { Authenticator } from './auth/authenticator';
 import { policyRefusal } from './auth/policy';
@@ -21,25 +24,62 @@ import { execShell, prepareDescriptors } from './exec/exec-shell';
 import { SysError } from './sys/koffi';
 import { alarm, exitNow } from './sys/process';
 
-/** Ends the session: the client has been told (or must not be), the log has the reason. */
-class Refusal extends Error {}
-
 export interface SessionContext {
   readonly options: Options;
   readonly limits: FieldLimits;
   readonly log: Log;
   /** Chosen lazily: a request refused before authentication never loads libpam. */
   readonly authenticator: () => Authenticator;
-  /** performance.now() when the connection was accepted (or we were started). */
-  readonly start: number;
 }
 
-export function serveConnection(fd: number, ctx: SessionContext): never {
+/** A complete request, and the stderr channel already dialled for it. */
+export interface ReadRequest {
+  readonly stderr: number | undefined;
+  readonly user: Buffer;
+  readonly password: Buffer;
+  readonly command: Buffer;
+}
+
+/** Ends the session: the client has been told (or must not be), the log has the reason. */
+class Refusal extends Error {}
+type Refuse = (text: DiagnosticText | undefined, facility: 'auth' | 'daemon', why: string) => never;
+
+/** inetd, xinetd, systemd: the connection on `fd`, nothing read yet. */
+export function serveConnection(fd: number, ctx: SessionContext, start: number): never {
+  return serve(fd, ctx, start + ctx.options.timeout * 1000, readRequest);
+}
+
+/** --listen: the listener read the request and dialled the stderr channel. */
+export function serveHandoff(fd: number, request: ReadRequest, ctx: SessionContext, deadline: number): never {
+  return serve(fd, ctx, deadline, () => request);
+}
+
+/** Steps 1-5: the stderr port, the connection back to it before anything else is read, the fields. */
+function readRequest(conn: Connection, ctx: SessionContext, refuse: Refuse): ReadRequest {
+  const from = conn.peer.address;
+  const read = (name: FieldName): Buffer => {
+    const r = conn.readField(name, ctx.limits);
+    if (r.kind === 'refuse') return refuse(r.diagnostic, 'daemon', `${r.diagnostic.replace(/\.$/, '')} from ${from}`);
+    return r.value;
+  };
+  const port = parseStderrPort(read('port'));
+  if (port.kind === 'bad') refuse(Diagnostic.badStderrPort, 'daemon', `bad stderr port from ${from}: ${port.why}`);
+  let stderr: number | undefined;
+  if (port.kind === 'port') {
+    try {
+      stderr = connectStderr(conn, port.port);
+    } catch (e) {
+      refuse(Diagnostic.cantConnectStderr, 'daemon', `can't connect to stderr port ${from} port ${port.port}: ${(e as Error).message}`);
+    }
+  }
+  return { stderr, user: read('user'), password: read('password'), command: read('command') };
+}
+
+function serve(fd: number, ctx: SessionContext, deadline: number, request: (conn: Connection, ctx: SessionContext, refuse: Refuse) => ReadRequest): never {
   const { options, log } = ctx;
-  const deadline = ctx.start + options.timeout * 1000;
   // Backstop for a step no poll can bound (a PAM module that hangs on its server):
   // SIGALRM's default action ends the process.  Cancelled just before the exec.
-  alarm(Math.ceil(options.timeout + options.failDelay) + 5);
+  alarm(Math.ceil((deadline - performance.now()) / 1000 + options.failDelay) + 5);
 
   let conn: Connection;
   try {
@@ -49,7 +89,6 @@ export function serveConnection(fd: number, ctx: SessionContext): never {
     exitNow(1);
   }
   const from = conn.peer.address;
-  type Refuse = (text: DiagnosticText | undefined, facility: 'auth' | 'daemon', why: string) => never;
   const refuse: Refuse = (text, facility, why) => {
     if (facility === 'auth') log.auth('notice', why);
     else log.daemon('notice', why);
@@ -62,33 +101,11 @@ export function serveConnection(fd: number, ctx: SessionContext): never {
     }
     throw new Refusal(why);
   };
-  const read = (name: FieldName): Buffer => {
-    const r = conn.readField(name, ctx.limits);
-    if (r.kind === 'refuse') return refuse(r.diagnostic, 'daemon', `${r.diagnostic.replace(/\.$/, '')} from ${from}`);
-    return r.value;
-  };
 
   let statusSent = false;
   try {
     if (options.logConnections) log.daemon('info', `connection from ${from} port ${conn.peer.port}`);
-
-    // 1-2. The stderr port, and the connection back to it before anything else is read.
-    const portField = read('port');
-    const port = parseStderrPort(portField);
-    if (port.kind === 'bad') refuse(Diagnostic.badStderrPort, 'daemon', `bad stderr port from ${from}: ${port.why}`);
-    let stderr: number | undefined;
-    if (port.kind === 'port') {
-      try {
-        stderr = connectStderr(conn, port.port);
-      } catch (e) {
-        refuse(Diagnostic.cantConnectStderr, 'daemon', `can't connect to stderr port ${from} port ${port.port}: ${(e as Error).message}`);
-      }
-    }
-
-    // 3-5. User, password, command.
-    const user = read('user');
-    const password = read('password');
-    const command = read('command');
+    const { stderr, user, password, command } = request(conn, ctx, refuse);
     const who = `user ${printable(user)} from ${from}`;
 
     // 7. Authentication, then the account policy; one answer for every refusal.
@@ -99,9 +116,7 @@ export function serveConnection(fd: number, ctx: SessionContext): never {
     } finally {
       password.fill(0);
     }
-    const refusal = result.ok
-      ? policyRefusal(result.account, options)
-      : result.reason;
+    const refusal = result.ok ? policyRefusal(result.account, options) : result.reason;
     if (refusal !== undefined) {
       if (result.ok) result.session.end();
       sleepUntil(authStart + options.failDelay * 1000);

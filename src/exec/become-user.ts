@@ -26,6 +26,12 @@ function step(what: string, call: () => void): void {
 
 export function becomeUser(account: PasswdEntry, session: LoginSession): void {
   const { name, uid, gid } = account;
+  if (process.geteuid!() !== 0) {
+    // Not root (a trial --listen run by a user): only that user can be served, as is.
+    if (process.geteuid!() !== uid) throw new PrivilegeError(`not running as root, cannot become uid ${uid}`);
+    session.establishCredentials();
+    return;
+  }
   step(`initgroups(${name}, ${gid})`, () => initgroups(name, gid));
   step(`setgid(${gid})`, () => process.setgid!(gid));
   step('establishing credentials', () => session.establishCredentials());

@@ -5,7 +5,8 @@
  * command; and every wait is bounded by the session's one deadline.
  */
 import { diagnosticBytes, STATUS_OK, type DiagnosticText } from '../protocol/diagnostics';
-import { fieldReader, type FieldLimits, type FieldName } from '../protocol/request';
+import { fieldReader, type FieldLimits, type FieldName, type FieldReader } from '../protocol/request';
+import { SysError } from '../sys/koffi';
 import { localAddress, peerAddress, POLLIN, recvNow, sendAll, waitFor, type SockAddr } from '../sys/socket';
 
 export class Timeout extends Error {
@@ -16,10 +17,22 @@ export class Timeout extends Error {
 }
 
 export class ClientClosed extends Error {
-  constructor(readonly during: string) {
-    super(`client closed the connection during ${during}`);
+  constructor(
+    readonly during: string,
+    /** How, when it was a reset or a broken pipe rather than an orderly close. */
+    readonly how?: string,
+  ) {
+    super(`client closed the connection during ${during}${how ? ` (${how})` : ''}`);
     this.name = 'ClientClosed';
   }
+}
+
+const EPIPE = 32;
+const ECONNRESET = 104;
+
+/** A reset or a broken pipe is the client leaving, not a failure of ours. */
+function clientGone(e: unknown, during: string): unknown {
+  return e instanceof SysError && (e.errno === ECONNRESET || e.errno === EPIPE) ? new ClientClosed(during, e.message) : e;
 }
 
 export type FieldResult =
@@ -28,11 +41,46 @@ export type FieldResult =
 
 /** The most a single peek looks at: the longest field and its NUL. */
 const PEEK_MAX = 1 << 17;
+const scratch = Buffer.alloc(4096);
+
+/**
+ * Feed `reader` what the socket holds now, consuming exactly what the reader
+ * claims: all of it while the field goes on, up to and including the NUL when it
+ * ends, up to the bad byte on refusal.  Returns undefined when the socket has no
+ * more for now (the caller waits for it to become readable).  Never blocks.
+ */
+export function pumpField(fd: number, reader: FieldReader): FieldResult | undefined {
+  let buf = scratch;
+  for (;;) {
+    const n = recvNow(fd, buf, buf.length, true);
+    if (n === 0) throw new ClientClosed(reader.name);
+    if (n < 0) return undefined;
+    const step = reader.offer(buf.subarray(0, n));
+    consume(fd, step.consumed);
+    buf.fill(0, 0, n); // the password passes through here
+    if (step.kind === 'field') return { kind: 'field', value: step.value };
+    if (step.kind === 'refuse') return { kind: 'refuse', diagnostic: step.diagnostic };
+    // A long field: peek bigger chunks rather than many small ones.
+    if (n === buf.length && buf.length < PEEK_MAX) buf = Buffer.alloc(Math.min(buf.length * 4, PEEK_MAX));
+  }
+}
+
+function consume(fd: number, count: number): void {
+  const sink = count <= scratch.length ? scratch : Buffer.alloc(count);
+  let left = count;
+  while (left > 0) {
+    const n = recvNow(fd, sink, left, false);
+    // The bytes were there when peeked: a short or empty read here means the
+    // socket changed under us (a reset), which ends the session.
+    if (n <= 0) throw new ClientClosed('request');
+    left -= n;
+  }
+  sink.fill(0, 0, count);
+}
 
 export class Connection {
   readonly peer: SockAddr;
   readonly local: SockAddr;
-  private readonly scratch: Buffer;
 
   constructor(
     readonly fd: number,
@@ -41,42 +89,24 @@ export class Connection {
   ) {
     this.peer = peerAddress(fd);
     this.local = localAddress(fd);
-    this.scratch = Buffer.alloc(4096);
   }
 
   /** Read one NUL-terminated field, consuming nothing beyond its NUL. */
   readField(name: FieldName, limits: FieldLimits): FieldResult {
-    const reader = fieldReader(name, limits);
-    let buf = this.scratch;
-    for (;;) {
-      const n = recvNow(this.fd, buf, buf.length, true);
-      if (n === 0) throw new ClientClosed(name);
-      if (n < 0) {
-        if (!waitFor(this.fd, POLLIN, this.deadline)) throw new Timeout(name);
-        continue;
-      }
-      const step = reader.offer(buf.subarray(0, n));
-      // Consume exactly what the reader claimed: all of it while the field goes on,
-      // up to and including the NUL when it ends, up to the bad byte on refusal.
-      this.consume(step.consumed);
-      buf.fill(0, 0, n); // the password passes through here
-      if (step.kind === 'field') return { kind: 'field', value: step.value };
-      if (step.kind === 'refuse') return { kind: 'refuse', diagnostic: step.diagnostic };
-      // A long field: peek bigger chunks rather than many small ones.
-      if (n === buf.length && buf.length < PEEK_MAX) buf = Buffer.alloc(Math.min(buf.length * 4, PEEK_MAX));
+    try {
+      return this.readFieldOnce(name, limits);
+    } catch (e) {
+      throw clientGone(e, name);
     }
   }
 
-  private consume(count: number): void {
-    let left = count;
-    while (left > 0) {
-      const n = recvNow(this.fd, this.scratch.length >= left ? this.scratch : Buffer.alloc(left), left, false);
-      // The bytes were there when peeked: a short or empty read here means the
-      // socket changed under us (a reset), which ends the session.
-      if (n <= 0) throw new ClientClosed('request');
-      left -= n;
+  private readFieldOnce(name: FieldName, limits: FieldLimits): FieldResult {
+    const reader = fieldReader(name, limits);
+    for (;;) {
+      const r = pumpField(this.fd, reader);
+      if (r) return r;
+      if (!waitFor(this.fd, POLLIN, this.deadline)) throw new Timeout(name);
     }
-    this.scratch.fill(0);
   }
 
   /** "\001text\n": the only way a refusal reaches the client. */
@@ -87,6 +117,10 @@ export class Connection {
 
   /** The one "\0" (SPEC §2.8); `fd` is where the connection is by then. */
   sendStatusOk(fd: number): void {
-    sendAll(fd, STATUS_OK, this.deadline);
+    try {
+      sendAll(fd, STATUS_OK, this.deadline);
+    } catch (e) {
+      throw clientGone(e, 'status byte');
+    }
   }
 }

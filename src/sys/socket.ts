@@ -3,6 +3,7 @@
  * stderr channel and handing the connection to the shell need.  All synchronous: a
  * per-connection rexecd is one straight line of system calls, like the C servers.
  */
+import type { TypeObject } from 'koffi';
 import { check, koffi, libc, SysError } from './koffi';
 
 export const AF_INET = 2;
@@ -44,6 +45,29 @@ interface Fns {
   close(fd: number): number;
   close_range(first: number, last: number, flags: number): number;
   inet_ntop(af: number, src: Buffer, dst: Buffer, size: number): unknown;
+  inet_pton(af: number, src: string, dst: Buffer): number;
+  listen(fd: number, backlog: number): number;
+  setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
+  accept4(fd: number, addr: null, len: null, flags: number): number;
+  socketpair(domain: number, type: number, protocol: number, sv: Int32Array): number;
+  sendmsg(fd: number, msg: Record<string, unknown>, flags: number): number;
+  recvmsg(fd: number, msg: Record<string, unknown>, flags: number): number;
+}
+
+let msghdrType: TypeObject | undefined;
+function msghdr(): TypeObject {
+  if (msghdrType) return msghdrType;
+  const iovec = koffi.struct('rexecd_iovec', { base: 'void *', len: 'size_t' });
+  msghdrType = koffi.struct('rexecd_msghdr', {
+    name: 'void *',
+    namelen: 'uint32_t',
+    iov: koffi.pointer(iovec),
+    iovlen: 'size_t',
+    control: 'void *',
+    controllen: 'size_t',
+    flags: 'int',
+  });
+  return msghdrType;
 }
 
 let fns: Fns | undefined;
@@ -65,6 +89,13 @@ function f(): Fns {
     close: lib.func('int close(int)'),
     close_range: lib.func('int close_range(unsigned int, unsigned int, int)'),
     inet_ntop: lib.func('const char *inet_ntop(int, const void *, char *, uint32_t)'),
+    inet_pton: lib.func('int inet_pton(int, const char *, void *)'),
+    listen: lib.func('int listen(int, int)'),
+    setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)'),
+    accept4: lib.func('int accept4(int, void *, void *, int)'),
+    socketpair: lib.func('int socketpair(int, int, int, _Out_ int *sv)'),
+    sendmsg: lib.func('sendmsg', 'intptr_t', ['int', koffi.pointer(msghdr()), 'int']),
+    recvmsg: lib.func('recvmsg', 'intptr_t', ['int', koffi.inout(koffi.pointer(msghdr())), 'int']),
   };
   return fns;
 }
@@ -178,22 +209,38 @@ export function sendAll(fd: number, buf: Buffer, deadline: number): void {
 }
 
 /**
- * Open a TCP connection to `to` from `from` (an address whose port is ignored: the
- * kernel picks an ephemeral one), giving up at the deadline.  The socket comes back
- * close-on-exec and non-blocking, like every fd rexecd opens; handToShell fixes both.
+ * Start a TCP connection to `to` from `from` (an address whose port is ignored: the
+ * kernel picks an ephemeral one).  The socket is close-on-exec and non-blocking,
+ * like every fd rexecd opens; finishConnect says how it went once it is writable.
  */
-export function connectFrom(from: SockAddr, to: Buffer, deadline: number): number {
+export function startConnect(from: SockAddr, to: Buffer): number {
   const fd = check('socket', f().socket(to.readUInt16LE(0), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   try {
     check('bind', f().bind(fd, withPort(from, 0), from.raw.length));
     if (f().connect(fd, to, to.length) === -1) {
       const errno = koffi.errno();
       if (errno !== EINPROGRESS) throw new SysError('connect', errno);
-      if (!waitFor(fd, POLLOUT, deadline)) throw new SysError('connect', 110 /* ETIMEDOUT */);
-      const err = Buffer.alloc(4);
-      check('getsockopt', f().getsockopt(fd, SOL_SOCKET, SO_ERROR, err, [4]));
-      if (err.readInt32LE(0) !== 0) throw new SysError('connect', err.readInt32LE(0));
     }
+    return fd;
+  } catch (e) {
+    f().close(fd);
+    throw e;
+  }
+}
+
+/** After a started connect made the socket writable: throws if it failed. */
+export function finishConnect(fd: number): void {
+  const err = Buffer.alloc(4);
+  check('getsockopt', f().getsockopt(fd, SOL_SOCKET, SO_ERROR, err, [4]));
+  if (err.readInt32LE(0) !== 0) throw new SysError('connect', err.readInt32LE(0));
+}
+
+/** startConnect and finishConnect in one, giving up at the deadline. */
+export function connectFrom(from: SockAddr, to: Buffer, deadline: number): number {
+  const fd = startConnect(from, to);
+  try {
+    if (!waitFor(fd, POLLOUT, deadline)) throw new SysError('connect', 110 /* ETIMEDOUT */);
+    finishConnect(fd);
     return fd;
   } catch (e) {
     f().close(fd);
@@ -231,4 +278,121 @@ export function closeOnExecFrom(first: number): void {
 export function setCloseOnExec(fd: number): void {
   const fdf = check('fcntl(F_GETFD)', f().fcntl(fd, F_GETFD));
   check('fcntl(F_SETFD)', f().fcntl(fd, F_SETFD, 'int', fdf | FD_CLOEXEC));
+}
+
+/** A listening TCP socket on an IP literal, non-blocking and close-on-exec. */
+export function listenTcp(host: string, port: number, backlog = 511): number {
+  const v6 = host.includes(':');
+  const raw = Buffer.alloc(v6 ? 28 : 16);
+  raw.writeUInt16LE(v6 ? AF_INET6 : AF_INET, 0);
+  raw.writeUInt16BE(port, 2);
+  if (f().inet_pton(v6 ? AF_INET6 : AF_INET, host, raw.subarray(v6 ? 8 : 4)) !== 1) {
+    throw new Error(`"${host}" is not an IPv4 or IPv6 address`);
+  }
+  const fd = check('socket', f().socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  try {
+    const one = Buffer.alloc(4);
+    one.writeInt32LE(1, 0);
+    const SO_REUSEADDR = 2;
+    check('setsockopt(SO_REUSEADDR)', f().setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4));
+    if (v6) {
+      const IPPROTO_IPV6 = 41;
+      const IPV6_V6ONLY = 26;
+      check('setsockopt(IPV6_V6ONLY)', f().setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, one, 4));
+    }
+    check('bind', f().bind(fd, raw, raw.length));
+    check('listen', f().listen(fd, backlog));
+    return fd;
+  } catch (e) {
+    f().close(fd);
+    throw e;
+  }
+}
+
+/** accept4 without blocking: the new fd (non-blocking, close-on-exec), or -1 when none is waiting. */
+export function acceptNow(fd: number): number {
+  const conn = f().accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (conn >= 0) return conn;
+  const errno = koffi.errno();
+  // EAGAIN: nothing queued; ECONNABORTED: the client left first; EMFILE and
+  // friends: out of fds for now (the listener backs off).
+  if (errno === EAGAIN || errno === EINTR || errno === 103 /* ECONNABORTED */) return -1;
+  throw new SysError('accept4', errno);
+}
+
+/** A connected pair of unix sequenced-packet sockets, close-on-exec. */
+export function seqpacketPair(): [number, number] {
+  const AF_UNIX = 1;
+  const SOCK_SEQPACKET = 5;
+  const sv = new Int32Array(2);
+  check('socketpair', f().socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
+  return [sv[0]!, sv[1]!];
+}
+
+const SCM_RIGHTS = 1;
+const CMSG_HEADER = 16; // { size_t len; int level; int type; }
+
+/** Send one message with file descriptors attached (SCM_RIGHTS). */
+export function sendWithFds(fd: number, data: Buffer, fds: readonly number[]): void {
+  let control: Buffer | null = null;
+  if (fds.length > 0) {
+    control = Buffer.alloc(CMSG_HEADER + 8 * Math.ceil(fds.length / 2));
+    control.writeBigUInt64LE(BigInt(CMSG_HEADER + 4 * fds.length), 0);
+    control.writeInt32LE(SOL_SOCKET, 8);
+    control.writeInt32LE(SCM_RIGHTS, 12);
+    fds.forEach((d, i) => control!.writeInt32LE(d, CMSG_HEADER + 4 * i));
+  }
+  const msg = { name: null, namelen: 0, iov: [{ base: data, len: data.length }], iovlen: 1, control, controllen: control?.length ?? 0, flags: 0 };
+  const n = Number(f().sendmsg(fd, msg, MSG_NOSIGNAL | MSG_DONTWAIT));
+  if (n === -1) throw new SysError('sendmsg', koffi.errno());
+  if (n !== data.length) throw new Error(`sendmsg: sent ${n} of ${data.length} bytes`);
+}
+
+/**
+ * Receive one message and the descriptors that came with it, blocking until one
+ * arrives.  Returns undefined at end of file (the sender is gone).
+ */
+export function recvWithFds(fd: number, max: number): { data: Buffer; fds: number[] } | undefined {
+  const MSG_CMSG_CLOEXEC = 0x40000000;
+  const data = Buffer.alloc(max);
+  const control = Buffer.alloc(CMSG_HEADER + 8 * 4);
+  for (;;) {
+    const msg = { name: null, namelen: 0, iov: [{ base: data, len: data.length }], iovlen: 1, control, controllen: control.length, flags: 0 };
+    const n = Number(f().recvmsg(fd, msg, MSG_CMSG_CLOEXEC));
+    if (n === -1) {
+      const errno = koffi.errno();
+      if (errno === EINTR) continue;
+      throw new SysError('recvmsg', errno);
+    }
+    if (n === 0) return undefined;
+    const fds: number[] = [];
+    const controllen = Number(msg.controllen);
+    if (controllen >= CMSG_HEADER && control.readInt32LE(8) === SOL_SOCKET && control.readInt32LE(12) === SCM_RIGHTS) {
+      const count = (Number(control.readBigUInt64LE(0)) - CMSG_HEADER) / 4;
+      for (let i = 0; i < count; i++) fds.push(control.readInt32LE(CMSG_HEADER + 4 * i));
+    }
+    return { data: data.subarray(0, n), fds };
+  }
+}
+
+export interface PollRequest {
+  readonly fd: number;
+  readonly events: number;
+}
+
+/**
+ * poll(2) on a koffi worker thread, so the event loop stays free: calls back with
+ * the revents of each request (same order), or an empty list on timeout.
+ */
+export function pollAsync(requests: readonly PollRequest[], timeoutMs: number, done: (revents: number[] | Error) => void): void {
+  const pfds = Buffer.alloc(8 * requests.length);
+  requests.forEach((r, i) => {
+    pfds.writeInt32LE(r.fd, 8 * i);
+    pfds.writeInt16LE(r.events, 8 * i + 4);
+  });
+  (f().poll as unknown as { async(b: Buffer, n: number, t: number, cb: (err: unknown, n: number) => void): void }).async(pfds, requests.length, timeoutMs, (err, n) => {
+    if (err) return done(err as Error);
+    if (n < 0) return done([]); // EINTR: report nothing ready; the caller polls again
+    done(requests.map((_, i) => pfds.readInt16LE(8 * i + 6)));
+  });
 }
