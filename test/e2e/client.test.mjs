@@ -198,7 +198,7 @@ describe('the password prompt on a terminal', () => {
   const args = () => ['-l', USER, `127.0.0.1:${w.ports.ours}`, 'echo ran; tty >/dev/null || echo no-tty'];
 
   test('asks on the terminal with echo off, puts echo back', async () => {
-    const r = runOnPty({ args: args(), env: env(), answer: PASSWORD });
+    const r = await runOnPty({ args: args(), env: env(), answer: PASSWORD });
     assert.equal(r.exit, 0, r.output);
     assert.ok(r.prompted);
     assert.equal(r.echoWhilePrompting, false);
@@ -208,13 +208,13 @@ describe('the password prompt on a terminal', () => {
   });
 
   test('line editing: backspace and Ctrl-U', async () => {
-    const r = runOnPty({ args: args(), env: env(), answer: `junk\x15wonderX\x7f-7` });
+    const r = await runOnPty({ args: args(), env: env(), answer: `junk\x15wonderX\x7f-7` });
     assert.equal(r.exit, 0, r.output);
     assert.match(r.output, /ran/);
   });
 
   test('a wrong typed password is refused like any other', async () => {
-    const r = runOnPty({ args: args(), env: env(), answer: 'nope' });
+    const r = await runOnPty({ args: args(), env: env(), answer: 'nope' });
     assert.equal(r.exit, 1);
     assert.match(r.output, /Login incorrect\.\r\n$/);
   });
@@ -225,7 +225,7 @@ describe('the password prompt on a terminal', () => {
     ['SIGHUP', { signal: 'SIGHUP' }, 129],
   ]) {
     test(`${how} at the prompt: echo is back on, exit ${status}`, async () => {
-      const r = runOnPty({ args: args(), env: env(), ...spec });
+      const r = await runOnPty({ args: args(), env: env(), ...spec });
       assert.equal(r.exit, status, r.output);
       assert.equal(r.echoWhilePrompting, false);
       assert.equal(r.echoAfter, true);

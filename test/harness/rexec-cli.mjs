@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { ROOT, NODE } from './world.mjs';
 
 export const REXEC = join(ROOT, 'dist', 'client', 'rexec.js');
-const PTY_RUN = join(ROOT, 'test', 'harness', 'pty-run.py');
 
 /** VmHWM (peak resident set) of a live process, in kB; undefined once it is gone. */
 export function peakRss(pid) {
@@ -88,12 +87,72 @@ export function runRexec({ args, env, input, stdin, holdStdin = false, hashStdou
   });
 }
 
+const shq = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
+
+/** The ECHO flag of a terminal, from stty; undefined when it cannot be read. */
+function echoOf(tty) {
+  try {
+    const words = execFileSync('stty', ['-a', '-F', tty]).toString().split(/[\s;]+/);
+    return words.includes('echo') ? true : words.includes('-echo') ? false : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Run rexec on a fresh pseudo-terminal (test/harness/pty-run.py).  When `Password:`
- * shows, answers `answer` (+ Enter) or sends `signal`.  Returns { output, exit,
- * signal, prompted, echoWhilePrompting, echoAfter }.
+ * Run rexec on a fresh pseudo-terminal, with script(1) from util-linux (bsdutils,
+ * essential on Debian): rexec runs in a shell on the terminal, which afterwards
+ * prints rexec's exit status and the terminal's modes.  When `Password:` shows,
+ * types `answer` + Enter, or sends `signal` to rexec.  Resolves { output, exit,
+ * prompted, echoWhilePrompting, echoAfter } -- output is what the terminal showed
+ * while rexec ran.
  */
-export function runOnPty({ args, env, answer, signal, timeout = 20 }) {
-  const spec = { argv: [NODE, REXEC, ...args], env: env ?? { PATH: process.env.PATH, HOME: '/nonexistent' }, answer, signal, timeout };
-  return JSON.parse(execFileSync('python3', [PTY_RUN, JSON.stringify(spec)], { timeout: (timeout + 5) * 1000 }).toString());
+export function runOnPty({ args, env, answer, signal, timeout = 20000 }) {
+  const argv = [NODE, REXEC, ...args].map(shq).join(' ');
+  const inner = `${argv} & pid=$!; echo "[pid=$pid]"; wait $pid; echo "[rc=$?]"; stty -a`;
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qfec', inner, '/dev/null'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: env ?? { PATH: process.env.PATH, HOME: '/nonexistent' },
+    });
+    let out = '';
+    let prompted = false;
+    let echoWhilePrompting;
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`rexec on a pty timed out; terminal showed: ${JSON.stringify(out)}`));
+    }, timeout);
+    child.stdout.on('data', (d) => {
+      out += d.toString('latin1');
+      if (prompted || !out.includes('Password:')) return;
+      const pid = Number(/\[pid=(\d+)\]/.exec(out)?.[1]);
+      if (!pid) return;
+      prompted = true;
+      // The prompt is written once echo is off; read the mode of rexec's terminal.
+      let tty;
+      try {
+        tty = execFileSync('readlink', [`/proc/${pid}/fd/1`]).toString().trim();
+      } catch {
+        tty = undefined;
+      }
+      echoWhilePrompting = tty ? echoOf(tty) : undefined;
+      if (signal) process.kill(pid, signal);
+      else if (answer !== undefined) child.stdin.write(`${answer}\r`);
+    });
+    child.stdin.on('error', () => {});
+    child.on('close', () => {
+      clearTimeout(timer);
+      child.stdin.end();
+      const rc = /\[rc=(\d+)\]/.exec(out);
+      const after = out.slice(rc ? rc.index : out.length);
+      const words = after.split(/[\s;]+/);
+      resolve({
+        output: out.slice(out.indexOf(']') + 1, rc ? rc.index : undefined).replace(/^\r?\n/, ''),
+        exit: rc ? Number(rc[1]) : null,
+        prompted,
+        echoWhilePrompting,
+        echoAfter: words.includes('echo') ? true : words.includes('-echo') ? false : undefined,
+      });
+    });
+  });
 }
