@@ -1,0 +1,240 @@
+// Faults at every step (issue 6): the client leaving after each field, a stderr
+// listener that closes at once or never accepts, no syslog at all or one that never
+// reads, and libpam failing in each of its calls or hanging.  Each ends with the
+// documented diagnostic or a close, within the deadline or the SIGALRM backstop,
+// and (where a log can be written) a log line that says why.
+//
+// Covered elsewhere, not repeated here: a stderr port nobody listens on, a home the
+// user cannot enter, no home, a missing shell, the client half-closing inside each
+// field (core.test.mjs); libpam that cannot be loaded (pam.test.mjs).
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { connect, createServer } from 'node:net';
+import { join } from 'node:path';
+import { startWorld } from '../harness/world.mjs';
+import { raw, request } from '../harness/clients.mjs';
+import { deafListener, fillDatagramSocket } from '../harness/sockets.mjs';
+import { faultModulePath } from '../harness/pam-fault.mjs';
+import { SyslogSink } from '../harness/syslog-sink.mjs';
+
+const USER = 'rxf';
+const PASSWORD = 'rxf-pass';
+const MOD = faultModulePath();
+const PAM_OK_ACCOUNT = 'account required pam_permit.so\n';
+const PAM = {
+  'rexec-nomodule': `auth required pam_unix.so\nauth required pam_rexecd_no_such_module.so\n${PAM_OK_ACCOUNT}`,
+  'rexec-deny': `auth requisite pam_deny.so\nauth required pam_unix.so\n${PAM_OK_ACCOUNT}`,
+  'rexec-syserr': `auth required ${MOD} auth=4\n${PAM_OK_ACCOUNT}`,
+  'rexec-abort': `auth required ${MOD} auth=26\n${PAM_OK_ACCOUNT}`,
+  'rexec-acct': `auth required pam_unix.so\naccount required ${MOD} acct=4\n`,
+  'rexec-setcred': `auth required pam_unix.so\nauth required ${MOD} setcred=17\n${PAM_OK_ACCOUNT}`,
+  'rexec-badinclude': '@include rexecd-no-such-file\n',
+  'rexec-hang': `auth required ${MOD} hang\n${PAM_OK_ACCOUNT}`,
+  'rexec-slow': `auth required pam_unix.so\nauth required ${MOD} sleep=700\n${PAM_OK_ACCOUNT}`,
+};
+const FAST = ['--fail-delay', '0', '--timeout', '2'];
+const pamService = (name) => ['--fail-delay', '0', '--timeout', '1', '--pam-service', name];
+
+let w;
+before(async () => {
+  const services = {
+    shadow: ['--auth', 'shadow', ...FAST, '-l'],
+    delayed: ['--auth', 'shadow', '--fail-delay', '0.6', '--timeout', '2'],
+    quick: ['--auth', 'shadow', '--fail-delay', '0', '--timeout', '1'],
+  };
+  for (const name of Object.keys(PAM)) services[name] = pamService(name);
+  w = await startWorld({ users: [{ name: USER, password: PASSWORD, method: 'sha512crypt' }], pam: PAM, services });
+});
+after(() => w?.stop());
+
+const text = (b) => b.toString('latin1');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const login = (service, o = {}) =>
+  raw({ port: w.ports[service], host: '127.0.0.1', steps: [request({ port: o.port ?? '', user: o.user ?? USER, password: o.password ?? PASSWORD, command: o.command ?? 'echo out' }), ...(o.after ?? [])], timeout: o.timeout ?? 15000 });
+
+/** Forget the log so far: each test looks only at its own lines. */
+const freshLogs = () => void (w.logs().length = 0);
+const failedServing = () => w.logs().filter((l) => /failed serving/.test(l.text)).map((l) => l.text);
+
+/** A raw connection the test drives step by step. */
+async function open(port) {
+  const sock = connect({ port, host: '127.0.0.1' });
+  const chunks = [];
+  sock.on('data', (d) => chunks.push(d));
+  sock.on('error', () => {});
+  const closed = new Promise((r) => sock.on('close', r));
+  await new Promise((r, j) => {
+    sock.once('connect', r);
+    sock.once('error', j);
+  });
+  return { sock, closed, data: () => Buffer.concat(chunks) };
+}
+
+/** rexecd processes that inetd started and that are still there. */
+function rexecdChildren() {
+  try {
+    return execFileSync('pgrep', ['-P', String(w.inetdPid)]).toString().trim().split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+async function noneLeft(ms = 3000) {
+  const end = Date.now() + ms;
+  while (rexecdChildren().length > 0 && Date.now() < end) await sleep(50);
+  return rexecdChildren();
+}
+
+describe('the client leaves after each field', () => {
+  const fields = ['port', 'user', 'password', 'command'];
+  for (let f = 0; f < 3; f++) {
+    for (const how of ['end', 'destroy', 'reset']) {
+      test(`after the ${fields[f]} field's NUL, ${how}: rexecd ends, logs it as the client's doing`, async () => {
+        freshLogs();
+        const sent = request({ user: USER, password: PASSWORD, command: 'echo out' });
+        let nul = -1;
+        for (let k = 0; k <= f; k++) nul = sent.indexOf(0, nul + 1);
+        const c = await open(w.ports.shadow);
+        c.sock.write(sent.subarray(0, nul + 1));
+        // rexecd is running (and has the peer's address) before the client leaves.
+        await w.waitLog(new RegExp(`connection from 127\\.0\\.0\\.1 port ${c.sock.localPort}$`));
+        await sleep(100);
+        if (how === 'end') c.sock.end();
+        else if (how === 'destroy') c.sock.destroy();
+        else c.sock.resetAndDestroy();
+        await Promise.race([c.closed, sleep(5000)]);
+        assert.equal(c.data().length, 0);
+        await w.waitLog(new RegExp(`client closed the connection during ${fields[f + 1]}.* from 127\\.0\\.0\\.1$`));
+        assert.deepEqual(failedServing(), []);
+      });
+    }
+  }
+
+  for (const how of ['end', 'destroy', 'reset']) {
+    test(`after the whole request, during the fail delay, ${how}: the refusal is logged, nothing else`, async () => {
+      freshLogs();
+      const r = await login('delayed', { password: 'wrong', after: [{ delay: 200 }, { [how]: true }] });
+      if (how === 'end') assert.equal(text(r.main), '\x01Login incorrect.\n');
+      else assert.equal(r.main.length, 0);
+      await w.waitLog(/refused user rxf from 127\.0\.0\.1: bad password/);
+      assert.deepEqual(failedServing(), []);
+    });
+  }
+
+  test('reset while PAM is still checking a good password: the status byte finds no client; logged as the client leaving', async () => {
+    freshLogs();
+    const r = await login('rexec-slow', { after: [{ delay: 200 }, { reset: true }] });
+    assert.equal(r.main.length, 0);
+    await w.waitLog(/client closed the connection during status byte.* from 127\.0\.0\.1$/);
+    assert.deepEqual(failedServing(), []);
+  });
+});
+
+describe('the stderr listener', () => {
+  test('accepts, then closes at once: the login still runs; stdout arrives', async () => {
+    const server = createServer((s) => s.destroy());
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const ok = await login('shadow', { port: String(server.address().port), command: 'echo out; echo err >&2; echo out2' });
+      assert.match(text(ok.main), /^\0out\n/);
+      const bad = await login('shadow', { port: String(server.address().port), password: 'wrong' });
+      assert.equal(text(bad.main), '\x01Login incorrect.\n');
+    } finally {
+      server.close();
+    }
+  });
+
+  test('never accepts, backlog not full: the kernel completes the connect; the login runs', async () => {
+    const deaf = await deafListener();
+    try {
+      const r = await login('shadow', { port: String(deaf.port), command: 'echo out; echo err >&2' });
+      assert.equal(text(r.main), '\0out\n');
+    } finally {
+      deaf.close();
+    }
+  });
+
+  test("never accepts, backlog full: the deadline ends the connect with Can't connect to stderr port.", async () => {
+    const deaf = await deafListener({ fill: true });
+    try {
+      const r = await login('shadow', { port: String(deaf.port) });
+      assert.equal(text(r.main), "\x01Can't connect to stderr port.\n");
+      assert.ok(r.ms >= 1900 && r.ms < 4500, `${r.ms} ms`);
+      await w.waitLog(new RegExp(`can't connect to stderr port 127\\.0\\.0\\.1 port ${deaf.port}: connect: Connection timed out`));
+    } finally {
+      deaf.close();
+    }
+  });
+});
+
+describe('libpam failing', () => {
+  const cases = [
+    ['a module that does not exist', 'rexec-nomodule', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: authentication: Module is unknown/],
+    ['auth requisite pam_deny.so', 'rexec-deny', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: authentication: Authentication failure/],
+    ['pam_authenticate: PAM_SYSTEM_ERR', 'rexec-syserr', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: authentication: System error/],
+    ['pam_authenticate: PAM_ABORT', 'rexec-abort', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: authentication: Critical error/],
+    ['pam_acct_mgmt: PAM_SYSTEM_ERR', 'rexec-acct', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: account: System error/],
+    ['pam_setcred: PAM_CRED_ERR (after the password was right)', 'rexec-setcred', '\x01Try again.\n', /cannot become user rxf from 127\.0\.0\.1: establishing credentials: pam_setcred: Failure setting user credentials/],
+    ['pam_start fails (an @include that is missing)', 'rexec-badinclude', '\x01Try again.\n', /pam_start\(rexec-badinclude\): Critical error/],
+  ];
+  for (const [name, service, want, log] of cases) {
+    test(`${name}: ${JSON.stringify(want)} and the reason in the log`, async () => {
+      const r = await login(service, { command: 'echo should-not-run' });
+      assert.equal(text(r.main), want);
+      await w.waitLog(log);
+    });
+  }
+
+  test('a module that never returns: the SIGALRM backstop ends rexecd; the client sees a close, no byte', async () => {
+    // --timeout 1 --fail-delay 0: alarm(ceil(1 + 0) + 5) = 6 s.
+    const r = await login('rexec-hang', { timeout: 15000 });
+    assert.equal(r.main.length, 0);
+    assert.equal(r.mainClosed, 'eof');
+    assert.ok(r.ms >= 5500 && r.ms < 9000, `${r.ms} ms`);
+    assert.deepEqual(await noneLeft(), []);
+  });
+});
+
+describe('syslog', () => {
+  test('/dev/log that nobody reads: the backstop bounds the session; later sessions are unaffected', async () => {
+    const path = join(w.dir, 'stuck-log.sock');
+    const stuck = new SyslogSink(path);
+    clearInterval(stuck.timer); // never drained
+    const queued = fillDatagramSocket(path);
+    assert.ok(queued > 0);
+    w.nsenter('mount', ['--bind', path, '/dev/log']);
+    try {
+      // The first syslog() blocks; alarm(ceil(1 + 0) + 5) ends it.
+      const r = await login('quick', { password: 'wrong', timeout: 15000 });
+      assert.ok(r.main.length === 0 || text(r.main) === '\x01Login incorrect.\n', JSON.stringify(text(r.main)));
+      assert.ok(r.ms < 9000, `${r.ms} ms`);
+      assert.deepEqual(await noneLeft(), []);
+    } finally {
+      w.nsenter('umount', ['/dev/log']);
+      stuck.close();
+    }
+    const ok = await login('quick');
+    assert.equal(text(ok.main), '\0out\n');
+  });
+
+  describe('no /dev/log at all', () => {
+    let quiet;
+    before(async () => {
+      quiet = await startWorld({ users: [{ name: USER, password: PASSWORD, method: 'sha512crypt' }], syslog: false, services: { shadow: ['--auth', 'shadow', '--fail-delay', '0', '-l'], pam: ['--fail-delay', '0', '-l'] } });
+    });
+    after(() => quiet?.stop());
+
+    for (const service of ['shadow', 'pam']) {
+      test(`${service}: logins, refusals and protocol errors work as ever`, async () => {
+        assert.equal(execFileSync('nsenter', ['-m', '-t', String(quiet.inetdPid), '--', 'sh', '-c', 'test -e /dev/log && echo present || echo missing']).toString().trim(), 'missing');
+        const port = quiet.ports[service];
+        const ok = await raw({ port, steps: [request({ user: USER, password: PASSWORD, command: 'id -un' })] });
+        assert.equal(text(ok.main), `\0${USER}\n`);
+        const bad = await raw({ port, steps: [request({ user: USER, password: 'wrong', command: 'id -un' })] });
+        assert.equal(text(bad.main), '\x01Login incorrect.\n');
+        const long = await raw({ port, steps: [Buffer.from('\0abcdefghijklmnopq')] });
+        assert.equal(text(long.main), '\x01username too long\n');
+      });
+    }
+  });
+});
