@@ -1,15 +1,16 @@
 // The single executable (npm run build:sea): built here into a directory far from
 // the repository (no node_modules anywhere near it), from the node that runs rexecd
 // in these tests (REXECD_TEST_NODE), then put in inetd.conf as the program itself
-// and used for real logins, with the shadow method and with PAM.
+// and used for real logins, with the shadow method and with PAM, under systemd
+// native activation and as its own --listen listener.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startWorld, NODE, ROOT } from '../harness/world.mjs';
+import { startWorld, freePort, NODE, ROOT } from '../harness/world.mjs';
 import { glibcClient, raw, request } from '../harness/clients.mjs';
 import { socketActivate } from '../harness/launchers.mjs';
 
@@ -76,6 +77,30 @@ describe('the single executable', { skip }, () => {
     assert.equal(r.code, 0, r.stderr.toString());
     assert.match(r.stdout.toString(), /^seauser\n/);
     assert.doesNotMatch(r.stdout.toString(), /^(LISTEN_|NODE_)/m);
+  });
+
+  test('serves --listen: the listener starts the executable itself per connection', async () => {
+    const port = await freePort();
+    const child = spawn('nsenter', ['-m', '-t', String(w.inetdPid), '--', 'env', '-i', exe, '--listen', `127.0.0.1:${port}`, '--auth', 'shadow', ...FAST], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise((r) => child.once('exit', r));
+    try {
+      const end = Date.now() + 10000;
+      while (!out.includes('listening on')) {
+        assert.ok(child.exitCode === null && Date.now() < end, `listener did not start: ${out}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const r = await glibcClient({ port, user: 'seauser', password: 'sea-pass', command: 'id -un; echo err >&2' });
+      assert.equal(r.stdout.toString(), 'seauser\n', r.stderr.toString());
+      assert.equal(r.stderr.toString(), 'err\n');
+    } finally {
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(t);
+    }
   });
 
   test('needs koffi/ beside it and nothing else: without it, it fails loudly', () => {
