@@ -146,3 +146,16 @@ test('SIGTERM stops accepting and exits; no process of it stays behind', async (
   });
   assert.equal(refused, 'ECONNREFUSED');
 });
+
+test('run as a normal user, it says what it can and cannot do', async () => {
+  const port = await freePort();
+  const child = spawn('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', 'env', '-i', NODE, REXECD, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const end = Date.now() + 10000;
+  while (!out.includes('Run it as root') && child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  child.kill('SIGTERM');
+  await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+  assert.match(out, /not running as root \(uid 65534\): rexecd cannot become other users here, so only\s+nobody can log in, and only through PAM/);
+});
