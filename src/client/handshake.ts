@@ -22,6 +22,8 @@ import { StderrListener } from './stderr-listener';
 
 export interface Handshake {
   readonly status: Status;
+  /** The server answered before it connected back: it never saw the credentials. */
+  readonly early: boolean;
   /** The server's connection for the command's stderr (absent with -e or on refusal). */
   readonly stderr: Socket | undefined;
 }
@@ -70,7 +72,7 @@ export async function handshake(
         reading.cancel,
       );
       listener.close();
-      if (first === undefined) return { status: await reading.status, stderr: undefined };
+      if (first === undefined) return { status: await reading.status, early: true, stderr: undefined };
       stderr = first;
       stderr.on('error', () => {});
       await writeSecret(main, request);
@@ -80,7 +82,7 @@ export async function handshake(
       stderr?.destroy();
       stderr = undefined;
     }
-    return { status, stderr };
+    return { status, early: false, stderr };
   } catch (e) {
     listener?.close();
     stderr?.destroy();

@@ -32,11 +32,16 @@ export interface RelayEnds {
 
 export type RelayEnd =
   | { readonly kind: 'done' }
-  /** Our stdout or stderr is gone (EPIPE): stop quietly, as rsh killed by SIGPIPE. */
-  | { readonly kind: 'output-closed' }
+  /** Writing our stdout or stderr failed; EPIPE (the reader is gone) is the usual one. */
+  | { readonly kind: 'output-closed'; readonly error: NodeJS.ErrnoException }
   | { readonly kind: 'broken'; readonly error: Error };
 
-class OutputClosed extends Error {}
+class OutputClosed extends Error {
+  constructor(readonly error: NodeJS.ErrnoException) {
+    super(error.message);
+  }
+}
+const outputClosed = (e: Error | null | undefined) => new OutputClosed(e ?? new Error('output closed'));
 
 const ENDS_LIKE_EOF = new Set(['ECONNRESET', 'EPIPE', 'ENOTCONN']);
 
@@ -51,7 +56,7 @@ function ending(from: Socket, to: Writable, reject: (e: Error) => void, resolve:
   const finish = () => {
     if (over) return;
     over = true;
-    flushed(to, (e) => (e ? reject(new OutputClosed()) : resolve()));
+    flushed(to, (e) => (e ? reject(outputClosed(e)) : resolve()));
   };
   from.on('error', (e: NodeJS.ErrnoException) => (e.code && ENDS_LIKE_EOF.has(e.code) ? finish() : reject(e)));
   from.once('end', finish);
@@ -62,10 +67,10 @@ function ending(from: Socket, to: Writable, reject: (e: Error) => void, resolve:
 /** A connection to a local output through its reused buffer. */
 function carry(from: Socket, inbound: Inbound, to: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
-    to.on('error', () => reject(new OutputClosed()));
+    to.on('error', (e) => reject(outputClosed(e)));
     ending(from, to, reject, resolve);
     inbound.consume((chunk) => {
-      to.write(chunk, (e) => (e ? reject(new OutputClosed()) : inbound.resume()));
+      to.write(chunk, (e) => (e ? reject(outputClosed(e)) : inbound.resume()));
       return false;
     });
     inbound.resume();
@@ -75,7 +80,7 @@ function carry(from: Socket, inbound: Inbound, to: Writable): Promise<void> {
 /** A connection to a local output, a plain pipe (when readSide() cannot be had). */
 function carryStream(from: Socket, to: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
-    to.on('error', () => reject(new OutputClosed()));
+    to.on('error', (e) => reject(outputClosed(e)));
     ending(from, to, reject, () => {
       from.unpipe(to);
       resolve();
@@ -100,7 +105,7 @@ export async function relay(ends: RelayEnds): Promise<RelayEnd> {
     ]);
     return { kind: 'done' };
   } catch (e) {
-    return e instanceof OutputClosed ? { kind: 'output-closed' } : { kind: 'broken', error: e as Error };
+    return e instanceof OutputClosed ? { kind: 'output-closed', error: e.error } : { kind: 'broken', error: e as Error };
   } finally {
     input?.stop();
     sink.destroy();

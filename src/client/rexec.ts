@@ -57,7 +57,7 @@ async function run(options: ClientOptions): Promise<number> {
     throw e;
   }
   try {
-    const { status, stderr } = await handshake(main, inbound, creds, options.command, { noStderr: options.noStderr, deadline });
+    const { status, early, stderr } = await handshake(main, inbound, creds, options.command, { noStderr: options.noStderr, deadline });
     switch (status.kind) {
       case 'refused': {
         process.stderr.write(`${status.message}\n`);
@@ -66,15 +66,17 @@ async function run(options: ClientOptions): Promise<number> {
         main.destroy();
         return EXIT_REFUSED;
       }
-      case 'closed':
+      case 'closed': {
+        const why = status.error ? ` (${reason(status.error)})` : '';
         // Debian's in.rexecd (and others) close without a word on a failed login.
         warn(
-          `${options.host} closed the connection without an answer` +
-            (status.error ? ` (${reason(status.error)})` : '') +
-            ': the login was probably refused',
+          early
+            ? `${options.host} closed the connection instead of connecting back to the stderr port${why}; -e does without that connection`
+            : `${options.host} closed the connection without an answer${why}: the login was probably refused`,
         );
         main.destroy();
         return EXIT_REFUSED;
+      }
       case 'ok':
         break;
     }
@@ -90,7 +92,8 @@ async function run(options: ClientOptions): Promise<number> {
       case 'done':
         return 0;
       case 'output-closed':
-        return EXIT_OUTPUT_CLOSED;
+        if (end.error.code !== 'EPIPE') warn(`writing the output: ${reason(end.error)}`);
+        return end.error.code === 'EPIPE' ? EXIT_OUTPUT_CLOSED : 2;
       case 'broken':
         warn(`${options.host}: ${reason(end.error)}`);
         return 2;

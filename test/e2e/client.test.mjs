@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { chmodSync, createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,6 +90,17 @@ for (const server of ['ours', 'c']) {
         assert.equal(r.code, 0, text(r.stderr));
         assert.equal(text(r.stdout), expected, command);
       }
+    });
+
+    test('our stdout closed (| head): exit 141 quietly; a full disk: exit 2, said', async () => {
+      const piped = await rexec(server, ['yes'], { onSpawn: (c) => c.stdout.once('data', () => c.stdout.destroy()) });
+      assert.equal(piped.code, 141);
+      assert.equal(text(piped.stderr), '');
+      const full = openSync('/dev/full', 'w');
+      const r = await rexec(server, ['echo hello'], { stdoutFd: full });
+      closeSync(full);
+      assert.equal(r.code, 2);
+      assert.equal(text(r.stderr), 'rexec: writing the output: No space left on device\n');
     });
 
     test('IPv6: ::1, with the stderr channel dialled back over IPv6', async () => {
@@ -336,6 +347,30 @@ describe('protocol order and the stderr listener (scripted server)', () => {
     const [first, second] = text(r.stderr).split('\n');
     assert.equal(first, "Can't connect to stderr port.");
     assert.match(second, /^rexec: .*-e does without that connection$/);
+  });
+
+  test('a server that closes instead of connecting back: exit 1, said so', async () => {
+    const srv = await scripted('127.0.0.1', async (main, { field }) => {
+      await field();
+      main.end();
+    });
+    const r = await runRexec({ args: ['-l', 'u', '-p', 'pw', `127.0.0.1:${srv.port}`, 'x'], env: env() });
+    srv.close();
+    assert.equal(r.code, 1);
+    assert.equal(text(r.stderr), 'rexec: 127.0.0.1 closed the connection instead of connecting back to the stderr port; -e does without that connection\n');
+  });
+
+  test('-e: an empty port field, then the request; a status byte other than \\0 or \\001 is a refusal', async () => {
+    const srv = await scripted('127.0.0.1', async (main, { field }, res) => {
+      res.fields = [await field(), await field(), await field(), await field()];
+      main.end('Permission denied by policy\nand more that is not read\n');
+    });
+    const r = await runRexec({ args: ['-e', '-l', 'u', '-p', 'pw', `127.0.0.1:${srv.port}`, 'x'], env: env() });
+    srv.close();
+    assert.deepEqual(srv.results.fields, ['', 'u', 'pw', 'x']);
+    assert.equal(r.code, 1);
+    assert.equal(text(r.stdout), '');
+    assert.equal(text(r.stderr), 'Permission denied by policy\n');
   });
 
   test('no server: the host and the reason, exit 2', async () => {

@@ -25,16 +25,17 @@ export function peakRss(pid) {
  *   input       Buffer | string for stdin (a pipe), or a Readable to pipe in
  *   stdin       'ignore' | 'pipe' | an fd (number) -- overrides input's pipe
  *   holdStdin   with stdin 'pipe': keep our end open until rexec exits
+ *   stdoutFd    an fd for rexec's stdout instead of a pipe (then stdout is empty)
  *   hashStdout  hash stdout instead of keeping it (big transfers): sha256 hex
  *   pauseStdout ms to stop reading stdout once the first byte came (back-pressure)
  *   detached    start in a new session, without a controlling terminal
  *   onSpawn     (child) => void, called at once
  */
-export function runRexec({ args, env, input, stdin, holdStdin = false, hashStdout = false, pauseStdout = 0, detached = false, timeout = 30000, onSpawn } = {}) {
+export function runRexec({ args, env, input, stdin, stdoutFd, holdStdin = false, hashStdout = false, pauseStdout = 0, detached = false, timeout = 30000, onSpawn } = {}) {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(NODE, [REXEC, ...args], {
-      stdio: [stdin ?? (input === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
+      stdio: [stdin ?? (input === undefined ? 'ignore' : 'pipe'), stdoutFd ?? 'pipe', 'pipe'],
       env: env ?? { PATH: process.env.PATH, HOME: '/nonexistent' },
       detached,
     });
@@ -44,7 +45,7 @@ export function runRexec({ args, env, input, stdin, holdStdin = false, hashStdou
     const hash = createHash('sha256');
     let outBytes = 0;
     let paused = false;
-    child.stdout.on('data', (d) => {
+    child.stdout?.on('data', (d) => {
       outBytes += d.length;
       if (hashStdout) hash.update(d);
       else out.push(d);
@@ -122,7 +123,7 @@ export function runOnPty({ args, env, answer, signal, timeout = 20000 }) {
       child.kill('SIGKILL');
       reject(new Error(`rexec on a pty timed out; terminal showed: ${JSON.stringify(out)}`));
     }, timeout);
-    child.stdout.on('data', (d) => {
+    child.stdout?.on('data', (d) => {
       out += d.toString('latin1');
       if (prompted || !out.includes('Password:')) return;
       const pid = Number(/\[pid=(\d+)\]/.exec(out)?.[1]);
