@@ -155,6 +155,7 @@ const drainer = setInterval(() => {
 const results = { started: new Date().toISOString() };
 try {
   results.machine = machine();
+  if (results.machine.loadavgStart[0] > 0.5) note(`load average ${results.machine.loadavgStart[0]}: other work on this machine will blur the figures (the A/B interleaving keeps the ratios fair)`);
   results.config = { ...CFG, quick: QUICK, concurrency: CONCURRENCY, inetdNofile: NOFILE, client: 'glibc rexec_af (test/harness/rexec-client.c), stderr channel, -n' };
 
   // ---------------------------------------------------------------- which auth
@@ -476,6 +477,7 @@ function table(r) {
     `rexecd benchmark, ${r.started.slice(0, 10)}: ${m.nproc} × ${m.cpu}, kernel ${m.kernel}, ${m.os}, node ${m.node}`,
     `auth: ours = ${r.auth.ours}; C in.rexecd ${m.inRexecd} = ${r.auth.c}`,
     `inetd ${m.inetd}, RLIMIT_NOFILE ${r.config.inetdNofile}; client glibc rexec_af, stderr channel; ${r.config.quick ? 'quick run' : 'full run'}: ${r.config.rounds} latency rounds`,
+    `load average at start ${m.loadavgStart.map((x) => x.toFixed(2)).join(' ')}, at end ${r.loadavgEnd.map((x) => x.toFixed(2)).join(' ')}`,
     '',
   ];
   const tail = [
