@@ -6,7 +6,7 @@
  */
 import { basename } from 'node:path';
 import { strerror } from '../sys/koffi';
-import { alarm, execve, exitNow, resetSignals, writeRaw } from '../sys/process';
+import { alarm, execve, exitNow, resetSignals, setsid, writeRaw } from '../sys/process';
 import { closeOnExecFrom, dup2, makeInheritableBlocking } from '../sys/socket';
 
 
@@ -18,9 +18,13 @@ export interface ShellExec {
 
 /**
  * Everything the exec needs that can fail, done before the status byte so that no
- * "\001" ever follows a "\0" (SPEC §2.8).  Afterwards fd 0 is the connection.
+ * "\001" ever follows a "\0" (SPEC §2.8).  Afterwards fd 0 is the connection, and
+ * this process leads a session of its own (SPEC §4): whatever started it (inetd
+ * does setsid, a listener or a pre-started worker may not), the command never shares
+ * the launcher's session or process group, nor its signals.
  */
 export function prepareDescriptors(connection: number, stderr: number | undefined): void {
+  setsid();
   dup2(connection, 0);
   dup2(connection, 1);
   dup2(stderr ?? connection, 2);
