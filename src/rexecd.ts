@@ -5,6 +5,7 @@
  * user and execs the user's shell; nothing of rexecd remains while the command runs.
  * With --listen it accepts connections itself and starts one rexecd per connection.
  */
+import './guard'; // first: nothing Node prints may reach the client
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Authenticator } from './auth/authenticator';

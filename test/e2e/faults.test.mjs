@@ -11,8 +11,9 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { connect, createServer } from 'node:net';
+import { cpSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startWorld } from '../harness/world.mjs';
+import { startWorld, NODE, ROOT } from '../harness/world.mjs';
 import { raw, request } from '../harness/clients.mjs';
 import { deafListener, fillDatagramSocket } from '../harness/sockets.mjs';
 import { faultModulePath } from '../harness/pam-fault.mjs';
@@ -36,9 +37,16 @@ const PAM = {
 const FAST = ['--fail-delay', '0', '--timeout', '2'];
 const pamService = (name) => ['--fail-delay', '0', '--timeout', '1', '--pam-service', name];
 
+// A copy of dist/ with one module that throws as it loads: a broken installation
+// (or a rebuild caught half-way).
+const BROKEN = join(ROOT, 'test', '.build', `broken-dist-${process.pid}`);
+
 let w;
 before(async () => {
+  cpSync(join(ROOT, 'dist'), BROKEN, { recursive: true });
+  writeFileSync(join(BROKEN, 'auth', 'select.js'), "throw new Error('simulated broken installation');\n");
   const services = {
+    broken: { program: NODE, args: [join(BROKEN, 'rexecd.js'), '--auth', 'shadow'] },
     shadow: ['--auth', 'shadow', ...FAST, '-l'],
     delayed: ['--auth', 'shadow', '--fail-delay', '0.6', '--timeout', '2'],
     quick: ['--auth', 'shadow', '--fail-delay', '0', '--timeout', '1'],
@@ -46,7 +54,10 @@ before(async () => {
   for (const name of Object.keys(PAM)) services[name] = pamService(name);
   w = await startWorld({ users: [{ name: USER, password: PASSWORD, method: 'sha512crypt' }], pam: PAM, services });
 });
-after(() => w?.stop());
+after(async () => {
+  await w?.stop();
+  rmSync(BROKEN, { recursive: true, force: true });
+});
 
 const text = (b) => b.toString('latin1');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -236,5 +247,13 @@ describe('syslog', () => {
         assert.equal(text(long.main), '\x01username too long\n');
       });
     }
+  });
+});
+
+describe('a broken installation', () => {
+  test('a module that throws while rexecd loads: Try again., no stack trace on the wire; the log says why', async () => {
+    const r = await login('broken');
+    assert.equal(text(r.main), '\x01Try again.\n');
+    await w.waitLog(/failed to start: Error: simulated broken installation/);
   });
 });
