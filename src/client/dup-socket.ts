@@ -14,18 +14,15 @@
  * reused buffer (inbound.ts) instead, and the accepted one is closed.
  */
 import { Socket, type SocketConstructorOpts } from 'node:net';
-import { check, libc } from '../sys/koffi';
+import { dup } from '../sys/socket';
 import { Inbound } from './inbound';
-
-let dupFn: ((fd: number) => number) | undefined;
 
 /** A new Socket on a dup of sock's fd, or undefined when there is no fd to dup. */
 function duplicate(sock: Socket, options: Omit<SocketConstructorOpts, 'fd'> & { onread?: Inbound['onread'] }): Socket | undefined {
   const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) return undefined;
   try {
-    dupFn ??= libc().func('int dup(int)') as (fd: number) => number;
-    const copy = check('dup', dupFn(fd));
+    const copy = dup(fd);
     const side = new Socket({ ...options, fd: copy, allowHalfOpen: true } as SocketConstructorOpts);
     side.on('error', () => {});
     return side;

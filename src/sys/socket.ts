@@ -41,6 +41,7 @@ interface Fns {
   recv(fd: number, buf: Buffer, len: number, flags: number): number;
   send(fd: number, buf: Buffer, len: number, flags: number): number;
   fcntl(fd: number, cmd: number, ...rest: unknown[]): number;
+  dup(fd: number): number;
   dup2(from: number, to: number): number;
   close(fd: number): number;
   close_range(first: number, last: number, flags: number): number;
@@ -85,6 +86,7 @@ function f(): Fns {
     recv: lib.func('intptr_t recv(int, void *, size_t, int)'),
     send: lib.func('intptr_t send(int, const void *, size_t, int)'),
     fcntl: lib.func('int fcntl(int, int, ...)'),
+    dup: lib.func('int dup(int)'),
     dup2: lib.func('int dup2(int, int)'),
     close: lib.func('int close(int)'),
     close_range: lib.func('int close_range(unsigned int, unsigned int, int)'),
@@ -250,6 +252,11 @@ export function connectFrom(from: SockAddr, to: Buffer, deadline: number): numbe
 
 export function close(fd: number): void {
   f().close(fd);
+}
+
+/** A second fd on the same open socket (close-on-exec is not inherited by dup). */
+export function dup(fd: number): number {
+  return check('dup', f().dup(fd));
 }
 
 export function dup2(from: number, to: number): void {
