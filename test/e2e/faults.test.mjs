@@ -40,12 +40,17 @@ const pamService = (name) => ['--fail-delay', '0', '--timeout', '1', '--pam-serv
 // A copy of dist/ with one module that throws as it loads: a broken installation
 // (or a rebuild caught half-way).
 const BROKEN = join(ROOT, 'test', '.build', `broken-dist-${process.pid}`);
+// A preload that keeps Node busy for 2 s before rexecd's own code runs: a start-up
+// slowed down by load (hundreds of connections arriving at once).
+const SLOW_START = join(ROOT, 'test', '.build', `slow-start-${process.pid}.cjs`);
 
 let w;
 before(async () => {
   cpSync(join(ROOT, 'dist'), BROKEN, { recursive: true });
   writeFileSync(join(BROKEN, 'auth', 'select.js'), "throw new Error('simulated broken installation');\n");
+  writeFileSync(SLOW_START, 'const end = Date.now() + 2000;\nwhile (Date.now() < end);\n');
   const services = {
+    slowStart: { program: '/usr/bin/env', args: [`NODE_OPTIONS=--require=${SLOW_START}`, NODE, join(ROOT, 'dist', 'rexecd.js'), '--auth', 'shadow', '--timeout', '1'] },
     broken: { program: NODE, args: [join(BROKEN, 'rexecd.js'), '--auth', 'shadow'] },
     shadow: ['--auth', 'shadow', ...FAST, '-l'],
     delayed: ['--auth', 'shadow', '--fail-delay', '0.6', '--timeout', '2'],
@@ -57,6 +62,7 @@ before(async () => {
 after(async () => {
   await w?.stop();
   rmSync(BROKEN, { recursive: true, force: true });
+  rmSync(SLOW_START, { force: true });
 });
 
 const text = (b) => b.toString('latin1');
@@ -255,5 +261,16 @@ describe('a broken installation', () => {
     const r = await login('broken');
     assert.equal(text(r.main), '\x01Try again.\n');
     await w.waitLog(/failed to start: Error: simulated broken installation/);
+  });
+});
+
+describe('the deadline', () => {
+  test('counts from the start of the process, not from when a loaded machine got round to running rexecd', async () => {
+    // --timeout 1, and 2 s pass before rexecd's code runs: the deadline has passed
+    // by then, so the connection closes at once (not 1 s later).
+    const r = await raw({ port: w.ports.slowStart, steps: [], timeout: 10000 });
+    assert.equal(r.main.length, 0);
+    assert.ok(r.ms >= 1900 && r.ms < 2700, `${r.ms} ms`);
+    await w.waitLog(/timeout \(1 s\) waiting for port from 127\.0\.0\.1/);
   });
 });
