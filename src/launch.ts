@@ -24,3 +24,17 @@ export function silenceStdio(connection: number): void {
   for (const fd of [1, 2]) if (fd !== connection) dup2(devnull, fd);
   if (devnull > 2) closeSync(devnull);
 }
+
+/** True in a Node single executable application (npm run build:sea). */
+export function isSingleExecutable(): boolean {
+  try {
+    return (require('node:sea') as { isSea(): boolean }).isSea();
+  } catch {
+    return false; // node:sea is missing before Node 20.12: not a single executable then
+  }
+}
+
+/** How inetd.conf starts this very program. */
+export function inetdCommand(): string {
+  return isSingleExecutable() ? `${process.execPath}  rexecd` : `${process.execPath}  node ${process.argv[1] ?? '/path/to/rexecd.js'}`;
+}

@@ -6,8 +6,6 @@
  * With --listen it accepts connections itself and starts one rexecd per connection.
  */
 import './guard'; // first: nothing Node prints may reach the client
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Authenticator } from './auth/authenticator';
 import { selectAuthenticator } from './auth/select';
 import { openLog, type Log } from './log';
@@ -15,26 +13,23 @@ import { commandLimit, parseOptions, UsageError, USAGE, type Options } from './o
 import { diagnosticBytes, Diagnostic } from './protocol/diagnostics';
 import { serveConnection } from './session';
 import { argMax, exitNow, writeRaw } from './sys/process';
-import { isTcpSocket } from './sys/socket';
-import { connectionFd, silenceStdio } from './launch';
+import { isListening, isTcpSocket } from './sys/socket';
+import { connectionFd, inetdCommand, silenceStdio } from './launch';
+import { VERSION } from './version';
 
-const HINT = `rexecd: fd 0 is not a TCP connection.
+const hint = (fd: number): string => `rexecd: fd ${fd} is not a TCP connection.
 rexecd serves one connection handed to it by a super-server.  Either add it to
 /etc/inetd.conf:
 
-  exec  stream  tcp  nowait  root  /usr/bin/node  node ${process.argv[1] ?? '/path/to/rexecd.js'}
+  exec  stream  tcp  nowait  root  ${inetdCommand()}
 
 or try it on a loopback port:   rexecd --listen 127.0.0.1:5120
 (see rexecd --help and rexecd(8))
 `;
 
-function version(): string {
-  try {
-    return (JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
+const LISTENING = (fd: number): string =>
+  `fd ${fd} is a listening socket, not a connection: rexecd serves one accepted connection per process ` +
+  '(inetd: "nowait"; systemd: Accept=yes), or listens itself with --listen';
 
 function main(argv: readonly string[]): void {
   // The deadline counts from the start of this process (performance.now()'s origin),
@@ -61,7 +56,7 @@ function main(argv: readonly string[]): void {
     return;
   }
   if (options.version) {
-    process.stdout.write(`rexecd ${version()}\n`);
+    process.stdout.write(`rexecd ${VERSION}\n`);
     return;
   }
   const context = (log: Log) => {
@@ -82,8 +77,13 @@ function main(argv: readonly string[]): void {
     (require('./listen/listener') as typeof import('./listen/listener')).listen(options);
     return;
   }
+  if (onConnection && isListening(fd)) {
+    openLog().daemon('err', `configuration error: ${LISTENING(fd)}`);
+    process.stderr.write(`rexecd: ${LISTENING(fd)}\n`);
+    process.exit(2);
+  }
   if (!onConnection) {
-    process.stderr.write(HINT);
+    process.stderr.write(hint(fd));
     process.exit(2);
   }
   silenceStdio(fd);

@@ -6,6 +6,7 @@
  * Starting Node is thereby moved off the connection's critical path.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { isSingleExecutable } from '../launch';
 import { close, recvNow, seqpacketPair } from '../sys/socket';
 
 export interface PoolWorker {
@@ -17,13 +18,7 @@ export interface PoolWorker {
 
 /** How this program is started again: node + script, or the single executable alone. */
 function selfCommand(): [string, string[]] {
-  let sea = false;
-  try {
-    sea = (require('node:sea') as { isSea(): boolean }).isSea();
-  } catch {
-    // node:sea is missing before Node 20.12: not a single executable then.
-  }
-  return sea ? [process.execPath, []] : [process.execPath, [process.argv[1]!]];
+  return isSingleExecutable() ? [process.execPath, []] : [process.execPath, [process.argv[1]!]];
 }
 
 export class Pool {

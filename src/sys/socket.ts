@@ -155,6 +155,13 @@ export function isTcpSocket(fd: number): boolean {
   return domain === AF_INET || domain === AF_INET6;
 }
 
+/** True when fd is a listening socket (inetd "wait", systemd Accept=no), not a connection. */
+export function isListening(fd: number): boolean {
+  const SO_ACCEPTCONN = 30;
+  const value = Buffer.alloc(4);
+  return f().getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, value, [4]) === 0 && value.readInt32LE(0) === 1;
+}
+
 /** The same address with another port. */
 export function withPort(addr: SockAddr, port: number): Buffer {
   const raw = Buffer.from(addr.raw);

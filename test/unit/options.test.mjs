@@ -91,3 +91,19 @@ test('--help lists every option with its default; --version prints the version',
   assert.equal(version.status, 0);
   assert.match(version.stdout.toString(), /^rexecd \d+\.\d+\.\d+\n$/);
 });
+
+test('the version is package.json\'s', async () => {
+  const { VERSION } = await import('../../dist/version.js');
+  const pkg = JSON.parse((await import('node:fs')).readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+  assert.equal(VERSION, pkg.version);
+});
+
+test('a listening socket on fd 0 (inetd "wait", systemd Accept=no) is named as the mistake it is', async () => {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const r = spawnSync(NODE, [REXECD], { stdio: [server._handle.fd, 'pipe', 'pipe'], env: {} });
+  server.close();
+  assert.equal(r.status, 2);
+  assert.match(r.stderr.toString(), /fd 0 is a listening socket, not a connection: .*"nowait".*Accept=yes/);
+});
