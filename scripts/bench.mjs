@@ -11,12 +11,12 @@
 // It prints medians and ours/C, and writes every sample as JSON.  Needs root and the
 // packages of scripts/install-test-deps.sh.
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { startWorld, REXECD, NODE } from '../test/harness/world.mjs';
+import { startWorld, REXECD, NODE, ROOT } from '../test/harness/world.mjs';
 import { clientPath, glibcClient } from '../test/harness/clients.mjs';
 
 const { values: opt } = parseArgs({
@@ -34,7 +34,7 @@ if (process.getuid() !== 0) {
   console.error('bench: must run as root (private mount namespace, inetd, becoming the test users)');
   process.exit(1);
 }
-for (const f of ['/usr/sbin/inetd', '/usr/sbin/in.rexecd', '/usr/bin/time', REXECD]) {
+for (const f of ['/usr/sbin/inetd', '/usr/sbin/in.rexecd', REXECD]) {
   if (!existsSync(f)) {
     console.error(`bench: ${f} is missing (run scripts/install-test-deps.sh, and npm run build)`);
     process.exit(1);
@@ -52,14 +52,15 @@ const out = mkdtempSync(join(tmpdir(), 'rexecd-bench-'));
 chmodSync(out, 0o755);
 const jsonPath = resolve(opt.json ?? join(out, 'bench-results.json'));
 const CLIENT = clientPath();
+const RUSAGE = rusagePath();
 
 const USERS = {
   yescrypt: { name: 'benchy', password: 'bench-y-pw', method: 'yescrypt' },
   sha512: { name: 'benchs', password: 'bench-s-pw', method: 'sha512crypt' },
 };
 const DENY_SERVICE = 'rexecd-bench-deny';
-const timeFmt = '%M,%e,%U,%S'; // ru_maxrss KiB, wall s, user s, sys s (no spaces: inetd.conf splits on them)
-const timed = (log, program, args) => ({ program: '/usr/bin/time', args: ['-f', timeFmt, '-a', '-o', log, program, ...args] });
+// scripts/bench-rusage.c in front of a server: one "maxrss KiB,user µs,sys µs,wall µs,status" line per connection
+const timed = (log, program, args) => ({ program: RUSAGE, args: [log, program, program.split('/').pop(), ...args] });
 const LOG = { ours: join(out, 'time-ours.log'), oursPam: join(out, 'time-ours-pam.log'), c: join(out, 'time-c.log') };
 
 // ------------------------------------------------------------------ helpers
@@ -225,7 +226,7 @@ try {
   };
 
   // ---------------------------------------------------------------- peak RSS
-  note(`peak RSS: ${CFG.rss} connections per user and side under /usr/bin/time -f %M`);
+  note(`peak RSS and CPU: ${CFG.rss} connections per user and side under scripts/bench-rusage.c`);
   for (const f of [oursLog, LOG.c]) writeFileSync(f, '');
   const rssLogs = { ours: oursLog, c: LOG.c };
   const peak = {};
@@ -238,13 +239,14 @@ try {
       const rows = got.slice(before[side]).map((l) => l.split(',').map(Number));
       peak[key][side] = {
         maxrssKiB: summary(rows.map((r) => r[0])),
-        cpuMs: summary(rows.map((r) => (r[2] + r[3]) * 1000)),
-        samples: rows.map(([maxrss, wall, user, sys]) => ({ maxrss, wall, user, sys })),
+        cpuMs: summary(rows.map((r) => (r[1] + r[2]) / 1000)),
+        wallMs: summary(rows.map((r) => r[3] / 1000)),
+        samples: rows.map(([maxrssKiB, userUs, sysUs, wallUs, status]) => ({ maxrssKiB, userUs, sysUs, wallUs, status })),
       };
     }
   }
   results.peakRss = {
-    how: 'ru_maxrss of the per-connection process (/usr/bin/time -f %M around the server in inetd.conf, as ../shared/peer/rss.sh does). ru_maxrss survives execve, so it spans the server and the shell it becomes; `sh -c true` itself peaks at ~1.7 MiB, so the figure is the server\'s peak before the exec. The same records give the CPU time (user+sys) of one connection; time prints it in 10 ms steps, so its mean is the figure to use.',
+    how: 'ru_maxrss of the per-connection process from wait4(), by scripts/bench-rusage.c in front of the server in inetd.conf (what /usr/bin/time -f %M does in ../shared/peer/rss.sh, but with microsecond CPU times). ru_maxrss survives execve, so it spans the server and the shell it becomes; `sh -c true` itself peaks at ~1.7 MiB, so the figure is the server\'s peak before the exec. The same records give the CPU time (user+sys) and the lifetime (fork to exit of the shell) of one connection.',
     ...peak,
   };
 
@@ -302,6 +304,17 @@ try {
 }
 
 // ------------------------------------------------------------------ pieces
+
+/** scripts/bench-rusage.c, compiled on demand beside the test client. */
+function rusagePath() {
+  const src = join(ROOT, 'scripts', 'bench-rusage.c');
+  const bin = join(ROOT, 'test', '.build', 'bench-rusage');
+  if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
+    mkdirSync(dirname(bin), { recursive: true });
+    execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-o', bin, src]);
+  }
+  return bin;
+}
 
 function note(text) {
   console.error(`bench: ${text}`);
@@ -391,7 +404,7 @@ function lines(file) {
   return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => /^\d/.test(l)) : [];
 }
 
-/** /usr/bin/time writes its record after the client has seen EOF: wait for it. */
+/** bench-rusage writes its record after the client may have seen EOF: wait for it. */
 async function waitLines(file, n) {
   for (let i = 0; i < 200; i++) {
     const got = lines(file);
@@ -459,8 +472,8 @@ function table(r) {
   row(`connections/s, ${CONCURRENCY} clients, SHA-512`, C.sha512.ours.median, C.sha512.c.median);
   row('peak RSS per connection, yescrypt (KiB)', r.peakRss.yescrypt.ours.maxrssKiB.median, r.peakRss.yescrypt.c.maxrssKiB.median, 0);
   row('peak RSS per connection, SHA-512 (KiB)', r.peakRss.sha512.ours.maxrssKiB.median, r.peakRss.sha512.c.maxrssKiB.median, 0);
-  row('CPU per connection, yescrypt (ms, mean)', r.peakRss.yescrypt.ours.cpuMs.mean, r.peakRss.yescrypt.c.cpuMs.mean, 0);
-  row('CPU per connection, SHA-512 (ms, mean)', r.peakRss.sha512.ours.cpuMs.mean, r.peakRss.sha512.c.cpuMs.mean, 0);
+  row('CPU per connection, yescrypt (ms)', r.peakRss.yescrypt.ours.cpuMs.median, r.peakRss.yescrypt.c.cpuMs.median);
+  row('CPU per connection, SHA-512 (ms)', r.peakRss.sha512.ours.cpuMs.median, r.peakRss.sha512.c.cpuMs.median);
   row(`RSS while \`sleep\` runs (KiB, session)`, r.runningRss.ours.kiB.median, r.runningRss.c.kiB.median, 0);
   const size = r.bulk.mib % 1024 ? `${r.bulk.mib} MiB` : `${r.bulk.mib / 1024} GiB`;
   row(`${size} through cat, whole session (MiB/s)`, r.bulk.ours.mibPerSec.median, r.bulk.c.mibPerSec.median, 0);
@@ -485,7 +498,7 @@ function table(r) {
     `env -i node -e 0: ${node0.toFixed(1)} ms (median) → target for ours − C: node -e 0 + 3 ms = ${target.toFixed(1)} ms`,
     `  yescrypt user: ours − C = ${gap('yescrypt').toFixed(1)} ms  (${gap('yescrypt') <= target ? 'meets' : 'misses'} the target by ${Math.abs(target - gap('yescrypt')).toFixed(1)} ms)`,
     `  SHA-512 user:  ours − C = ${gap('sha512').toFixed(1)} ms  (${gap('sha512') <= target ? 'meets' : 'misses'} the target by ${Math.abs(target - gap('sha512')).toFixed(1)} ms)`,
-    `peak RSS = ru_maxrss via /usr/bin/time (spans the exec; the server's own peak). Running RSS = sum of VmRSS in the session: ours ${r.runningRss.ours.samples[0].processes.join(' ')}, C ${r.runningRss.c.samples[0].processes.join(' ')}`,
+    `peak RSS and CPU = ru_maxrss and ru_utime+ru_stime from wait4() on the per-connection process (spans the exec; RSS is the server's own peak). Running RSS = sum of VmRSS in the session: ours ${r.runningRss.ours.samples[0].processes.join(' ')}, C ${r.runningRss.c.samples[0].processes.join(' ')}`,
     `bulk: cksum verified; "less login" subtracts the side's median SHA-512 \`true\` latency; the same data through a local pipe: ${r.bulk.localPipe.mibPerSec.toFixed(0)} MiB/s`,
     `latency = spawn of the client to its exit, as seen from Node (spawning the client alone: ${L.clientSpawnOnly.toFixed(1)} ms, in both sides' figures)`,
   ];

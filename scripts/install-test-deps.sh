@@ -8,7 +8,6 @@
 #   gcc libc6-dev  to build the glibc rexec_af() test client
 #   systemd        systemd-socket-activate, for the socket-activation tests
 #   hyperfine      the benchmark's timer
-#   time           /usr/bin/time: the benchmark's peak-RSS and CPU figures per connection
 #   util-linux     unshare/nsenter/mount for the private-namespace harness
 #   man-db         man -l, to check that man/rexecd.8 renders (pulls in groff-base)
 #
