@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundleOptions, installKoffiNative } from './bundle.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(ROOT, 'package.json'));
@@ -36,7 +37,6 @@ const node = nodeAt >= 0 ? args[nodeAt + 1] : process.execPath;
 const outAt = args.indexOf('--out');
 const OUT = outAt >= 0 ? args[outAt + 1] : DIST;
 const target = `${process.platform}-${process.arch}`;
-const triplet = `${process.platform}_${process.arch}`;
 const exe = join(OUT, `rexecd-${target}`);
 
 if (!existsSync(join(DIST, 'rexecd.js'))) {
@@ -56,23 +56,8 @@ process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 
 // 1. One file of JavaScript.
 const { buildSync } = require('esbuild');
-buildSync({
-  entryPoints: [join(DIST, 'rexecd.js')],
-  outfile: join(work, 'rexecd.cjs'),
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  logLevel: 'warning',
-  alias: { koffi: 'koffi/indirect' },
-  banner: {
-    js: [
-      '// rexecd, bundled for a single executable.  koffi looks for its native module',
-      '// in <process.resourcesPath>/koffi/<triplet>/koffi.node: point it next to us.',
-      'if (process.resourcesPath === undefined) process.resourcesPath = __dirname;',
-    ].join('\n'),
-  },
-});
+// The same bundle as dist/rexecd.cjs (scripts/bundle.mjs).
+buildSync({ ...bundleOptions, entryPoints: [join(DIST, 'rexecd.js')], outfile: join(work, 'rexecd.cjs') });
 
 // 2. The blob, injected into a copy of node.
 const config = join(work, 'sea-config.json');
@@ -99,16 +84,12 @@ try {
 }
 
 // 3. koffi's native module beside the executable.
-const koffiPkg = dirname(require.resolve(`@koromix/koffi-${target}/package.json`));
-const nativeDir = join(OUT, 'koffi', triplet);
-mkdirSync(nativeDir, { recursive: true });
-// Each into place at once: a running rexecd (inetd may be starting one) maps these
-// files, and must never see them rewritten under it.
+const nativeDir = dirname(installKoffiNative(OUT));
+// Into place at once: inetd may be starting the executable right now.
 const install = (from, to) => {
   copyFileSync(from, `${to}.new`);
   renameSync(`${to}.new`, to);
 };
-install(join(koffiPkg, triplet, 'koffi.node'), join(nativeDir, 'koffi.node'));
 install(tmpExe, exe);
 
 // The executable must start and load koffi: without a connection on fd 0 rexecd

@@ -12,7 +12,7 @@ import { NODE, REXECD, freePort } from './world.mjs';
 
 /**
  * opts: { inetd: boolean, host: '127.0.0.1' | '::1', program: [argv...] (default node
- * + dist/rexecd.js), args: [rexecd args], setenv: { NAME: value } (passed to the
+ * + dist/rexecd.cjs), args: [rexecd args], setenv: { NAME: value } (passed to the
  * command by systemd-socket-activate -E, on top of what it sets itself) }
  * Resolves { port, host, pid, output(), stop() }.
  */

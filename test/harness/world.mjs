@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { SyslogSink } from './syslog-sink.mjs';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const REXECD = join(ROOT, 'dist', 'rexecd.js');
+// The bundle (scripts/bundle.mjs): what inetd and systemd run in production.
+export const REXECD = join(ROOT, 'dist', 'rexecd.cjs');
 export const NODE = process.env.REXECD_TEST_NODE || process.execPath;
 
 const hashCache = new Map();
