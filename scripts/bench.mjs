@@ -8,10 +8,12 @@
 //
 // Every measurement alternates ours and C (ours, C, ours, C, ... and the first of
 // each pair alternates too), so drift and other load on the machine hit both alike.
+// Ours is `node dist/rexecd.js` from a copy of the build made at the start (others
+// may rebuild dist/ meanwhile), started by inetd with a clean environment.
 // It prints medians and ours/C, and writes every sample as JSON.  Needs root and the
 // packages of scripts/install-test-deps.sh.
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { cpSync, rmSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -53,6 +55,8 @@ chmodSync(out, 0o755);
 const jsonPath = resolve(opt.json ?? join(out, 'bench-results.json'));
 const CLIENT = clientPath();
 const RUSAGE = rusagePath();
+// Serve a copy of this build: others may rebuild dist/ while the benchmark runs.
+const APP = snapshotApp(join(out, 'app'));
 
 const USERS = {
   yescrypt: { name: 'benchy', password: 'bench-y-pw', method: 'yescrypt' },
@@ -60,6 +64,7 @@ const USERS = {
 };
 const DENY_SERVICE = 'rexecd-bench-deny';
 // scripts/bench-rusage.c in front of a server: one "maxrss KiB,user µs,sys µs,wall µs,status" line per connection
+const ours = (args) => ({ program: NODE, args: [APP, ...args] }); // = node dist/rexecd.js args
 const timed = (log, program, args) => ({ program: RUSAGE, args: [log, program, program.split('/').pop(), ...args] });
 const LOG = { ours: join(out, 'time-ours.log'), oursPam: join(out, 'time-ours-pam.log'), c: join(out, 'time-c.log') };
 
@@ -119,16 +124,16 @@ const world = await startWorld({
   etc: { hosts: '127.0.0.1 localhost\n::1 localhost\n' },
   nofile: NOFILE,
   services: {
-    ours: [],
-    oursPam: ['--auth', 'pam'],
+    ours: ours([]),
+    oursPam: ours(['--auth', 'pam']),
     c: { program: '/usr/sbin/in.rexecd', args: [] },
-    oursTime: timed(LOG.ours, NODE, [REXECD]),
-    oursPamTime: timed(LOG.oursPam, NODE, [REXECD, '--auth', 'pam']),
+    oursTime: timed(LOG.ours, NODE, [APP]),
+    oursPamTime: timed(LOG.oursPam, NODE, [APP, '--auth', 'pam']),
     cTime: timed(LOG.c, '/usr/sbin/in.rexecd', []),
     // Probes: with a PAM service that denies everyone, a server that really asks
     // PAM refuses a correct password; one that checks /etc/shadow itself accepts it.
-    probeDefault: ['--pam-service', DENY_SERVICE, '--fail-delay', '0'],
-    probePam: ['--auth', 'pam', '--pam-service', DENY_SERVICE, '--fail-delay', '0'],
+    probeDefault: ours(['--pam-service', DENY_SERVICE, '--fail-delay', '0']),
+    probePam: ours(['--auth', 'pam', '--pam-service', DENY_SERVICE, '--fail-delay', '0']),
   },
 });
 let stopping;
@@ -157,6 +162,7 @@ const results = { started: new Date().toISOString() };
 try {
   results.machine = machine();
   if (results.machine.loadavgStart[0] > 0.5) note(`load average ${results.machine.loadavgStart[0]}: other work on this machine will blur the figures (the A/B interleaving keeps the ratios fair)`);
+  results.served = { ours: `${NODE} ${APP} (a copy of ${REXECD})`, c: '/usr/sbin/in.rexecd' };
   results.config = { ...CFG, quick: QUICK, concurrency: CONCURRENCY, inetdNofile: NOFILE, client: 'glibc rexec_af (test/harness/rexec-client.c), stderr channel, -n' };
 
   // ---------------------------------------------------------------- which auth
@@ -301,9 +307,42 @@ try {
 } finally {
   clearInterval(drainer);
   await stopWorld();
+  // Keep the JSON and the rusage logs; drop the copy of the build and the data block.
+  for (const f of ['app', 'block-16MiB']) rmSync(join(out, f), { recursive: true, force: true });
 }
 
 // ------------------------------------------------------------------ pieces
+
+/**
+ * A copy of dist/ (JavaScript only) and of the runtime dependencies, laid out as in
+ * the checkout, so `node <copy>/dist/rexecd.js` runs exactly this build all along.
+ */
+function snapshotApp(dest) {
+  const dist = join(ROOT, 'dist');
+  cpSync(dist, join(dest, 'dist'), {
+    recursive: true,
+    filter: (src) => {
+      const rel = src.slice(dist.length + 1);
+      if (rel === '' || rel.split('/')[0] === 'sea') return rel === '';
+      return statSync(src).isDirectory() || /\.(c?js|json)$/.test(src);
+    },
+  });
+  cpSync(join(ROOT, 'package.json'), join(dest, 'package.json'));
+  const seen = new Set();
+  const copyDep = (name) => {
+    const dir = join(ROOT, 'node_modules', name);
+    if (seen.has(name) || !existsSync(dir)) return;
+    seen.add(name);
+    cpSync(dir, join(dest, 'node_modules', name), { recursive: true, dereference: true });
+    const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+    for (const d of Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies })) copyDep(d);
+  };
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  for (const d of Object.keys(pkg.dependencies ?? {})) copyDep(d);
+  const main = join(dest, 'dist', 'rexecd.js');
+  execFileSync(NODE, [main, '--version'], { env: {} });
+  return main;
+}
 
 /** scripts/bench-rusage.c, compiled on demand beside the test client. */
 function rusagePath() {
@@ -360,7 +399,7 @@ async function detectAuth() {
     const ok = await Promise.all(Object.values(USERS).map((x) => glibcClient({ port: world.ports.oursPam, user: x.name, password: x.password, command: 'true' })));
     pamWorks = ok.every((r) => r.code === 0);
   }
-  const help = execFileSync(NODE, [REXECD, '--help'], { env: {} }).toString();
+  const help = execFileSync(NODE, [APP, '--help'], { env: {} }).toString();
   const defaultMethod = viaDefault === 'refused' ? 'pam' : viaDefault === 'accepted' ? 'shadow' : `unknown (${viaDefault})`;
   const r = {
     helpListsPam: /--auth pam/.test(help),
