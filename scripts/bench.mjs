@@ -5,6 +5,8 @@
 //   npm run bench                        full run (a few minutes)
 //   node scripts/bench.mjs --quick       short run (well under a minute)
 //   node scripts/bench.mjs --json FILE   also where the figures go (default: a temp dir)
+//   node scripts/bench.mjs --entry dist/rexecd.js   run another build of ours
+//                                        (default: the harness's REXECD, the deployed file)
 //
 // Every measurement alternates ours and C (ours, C, ours, C, ... and the first of
 // each pair alternates too), so drift and other load on the machine hit both alike.
@@ -15,7 +17,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { cpSync, rmSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { startWorld, REXECD, NODE, ROOT } from '../test/harness/world.mjs';
@@ -25,18 +27,20 @@ const { values: opt } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     json: { type: 'string' },
+    entry: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (opt.help) {
-  console.log('usage: node scripts/bench.mjs [--quick] [--json FILE]');
+  console.log('usage: node scripts/bench.mjs [--quick] [--json FILE] [--entry dist/FILE]');
   process.exit(0);
 }
 if (process.getuid() !== 0) {
   console.error('bench: must run as root (private mount namespace, inetd, becoming the test users)');
   process.exit(1);
 }
-for (const f of ['/usr/sbin/inetd', '/usr/sbin/in.rexecd', REXECD]) {
+const ENTRY = resolve(ROOT, opt.entry ?? REXECD);
+for (const f of ['/usr/sbin/inetd', '/usr/sbin/in.rexecd', ENTRY]) {
   if (!existsSync(f)) {
     console.error(`bench: ${f} is missing (run scripts/install-test-deps.sh, and npm run build)`);
     process.exit(1);
@@ -56,7 +60,7 @@ const jsonPath = resolve(opt.json ?? join(out, 'bench-results.json'));
 const CLIENT = clientPath();
 const RUSAGE = rusagePath();
 // Serve a copy of this build: others may rebuild dist/ while the benchmark runs.
-const APP = snapshotApp(join(out, 'app'));
+const APP = snapshotApp(join(out, 'app'), ENTRY);
 
 const USERS = {
   yescrypt: { name: 'benchy', password: 'bench-y-pw', method: 'yescrypt' },
@@ -64,7 +68,7 @@ const USERS = {
 };
 const DENY_SERVICE = 'rexecd-bench-deny';
 // scripts/bench-rusage.c in front of a server: one "maxrss KiB,user µs,sys µs,wall µs,status" line per connection
-const ours = (args) => ({ program: NODE, args: [APP, ...args] }); // = node dist/rexecd.js args
+const ours = (args) => ({ program: NODE, args: [APP, ...args] }); // = node dist/rexecd.cjs args
 const timed = (log, program, args) => ({ program: RUSAGE, args: [log, program, program.split('/').pop(), ...args] });
 const LOG = { ours: join(out, 'time-ours.log'), oursPam: join(out, 'time-ours-pam.log'), c: join(out, 'time-c.log') };
 
@@ -162,7 +166,7 @@ const results = { started: new Date().toISOString() };
 try {
   results.machine = machine();
   if (results.machine.loadavgStart[0] > 0.5) note(`load average ${results.machine.loadavgStart[0]}: other work on this machine will blur the figures (the A/B interleaving keeps the ratios fair)`);
-  results.served = { ours: `${NODE} ${APP} (a copy of ${REXECD})`, c: '/usr/sbin/in.rexecd' };
+  results.served = { ours: `${NODE} ${relative(ROOT, ENTRY)} (run from a copy of the build: ${APP})`, c: '/usr/sbin/in.rexecd' };
   results.config = { ...CFG, quick: QUICK, concurrency: CONCURRENCY, inetdNofile: NOFILE, client: 'glibc rexec_af (test/harness/rexec-client.c), stderr channel, -n' };
 
   // ---------------------------------------------------------------- which auth
@@ -314,17 +318,19 @@ try {
 // ------------------------------------------------------------------ pieces
 
 /**
- * A copy of dist/ (JavaScript only) and of the runtime dependencies, laid out as in
- * the checkout, so `node <copy>/dist/rexecd.js` runs exactly this build all along.
+ * A copy of dist/ (less the single executables and their build files) and of the
+ * runtime dependencies, laid out as in the checkout, so that the copy of `entry`
+ * runs exactly this build all along.
  */
-function snapshotApp(dest) {
+function snapshotApp(dest, entry) {
   const dist = join(ROOT, 'dist');
   cpSync(dist, join(dest, 'dist'), {
     recursive: true,
     filter: (src) => {
-      const rel = src.slice(dist.length + 1);
-      if (rel === '' || rel.split('/')[0] === 'sea') return rel === '';
-      return statSync(src).isDirectory() || /\.(c?js|json)$/.test(src);
+      if (src === dist) return true;
+      if (['sea', 'pkg'].includes(src.slice(dist.length + 1).split('/')[0])) return false;
+      const st = statSync(src);
+      return st.isDirectory() || st.size < 8 << 20;
     },
   });
   cpSync(join(ROOT, 'package.json'), join(dest, 'package.json'));
@@ -339,7 +345,7 @@ function snapshotApp(dest) {
   };
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
   for (const d of Object.keys(pkg.dependencies ?? {})) copyDep(d);
-  const main = join(dest, 'dist', 'rexecd.js');
+  const main = join(dest, relative(ROOT, entry));
   execFileSync(NODE, [main, '--version'], { env: {} });
   return main;
 }
@@ -527,7 +533,8 @@ function table(r) {
   const gap = (k) => L[k].ours.median - L[k].c.median;
   const head = [
     `rexecd benchmark, ${r.started.slice(0, 10)}: ${m.nproc} × ${m.cpu}, kernel ${m.kernel}, ${m.os}, node ${m.node}`,
-    `auth: ours = ${r.auth.ours}; C in.rexecd ${m.inRexecd} = ${r.auth.c}`,
+    `ours: ${r.served.ours.replace(/ \(run from.*/, '')}; C: /usr/sbin/in.rexecd ${m.inRexecd}`,
+    `auth: ours = ${r.auth.ours}; C = ${r.auth.c}`,
     `inetd ${m.inetd}, RLIMIT_NOFILE ${r.config.inetdNofile}; client glibc rexec_af, stderr channel; ${r.config.quick ? 'quick run' : 'full run'}: ${r.config.rounds} latency rounds`,
     `load average at start ${m.loadavgStart.map((x) => x.toFixed(2)).join(' ')}, at end ${r.loadavgEnd.map((x) => x.toFixed(2)).join(' ')}`,
     '',
