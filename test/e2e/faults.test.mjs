@@ -11,9 +11,9 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { connect, createServer } from 'node:net';
-import { cpSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startWorld, NODE, ROOT } from '../harness/world.mjs';
+import { startWorld, NODE, REXECD, ROOT } from '../harness/world.mjs';
 import { raw, request } from '../harness/clients.mjs';
 import { deafListener, fillDatagramSocket } from '../harness/sockets.mjs';
 import { faultModulePath } from '../harness/pam-fault.mjs';
@@ -40,6 +40,8 @@ const pamService = (name) => ['--fail-delay', '0', '--timeout', '1', '--pam-serv
 // A copy of dist/ with one module that throws as it loads: a broken installation
 // (or a rebuild caught half-way).
 const BROKEN = join(ROOT, 'test', '.build', `broken-dist-${process.pid}`);
+// The deployed bundle copied alone, without koffi's native module beside it.
+const LONE = join(ROOT, 'test', '.build', `lone-bundle-${process.pid}`);
 // A preload that keeps Node busy for 2 s before rexecd's own code runs: a start-up
 // slowed down by load (hundreds of connections arriving at once).
 const SLOW_START = join(ROOT, 'test', '.build', `slow-start-${process.pid}.cjs`);
@@ -49,8 +51,11 @@ before(async () => {
   cpSync(join(ROOT, 'dist'), BROKEN, { recursive: true });
   writeFileSync(join(BROKEN, 'auth', 'select.js'), "throw new Error('simulated broken installation');\n");
   writeFileSync(SLOW_START, 'const end = Date.now() + 2000;\nwhile (Date.now() < end);\n');
+  mkdirSync(LONE, { recursive: true });
+  cpSync(REXECD, join(LONE, 'rexecd.cjs'));
   const services = {
-    slowStart: { program: '/usr/bin/env', args: [`NODE_OPTIONS=--require=${SLOW_START}`, NODE, join(ROOT, 'dist', 'rexecd.js'), '--auth', 'shadow', '--timeout', '1'] },
+    lone: { program: NODE, args: [join(LONE, 'rexecd.cjs'), '--auth', 'shadow'] },
+    slowStart: { program: '/usr/bin/env', args: [`NODE_OPTIONS=--require=${SLOW_START}`, NODE, REXECD, '--auth', 'shadow', '--timeout', '1'] },
     broken: { program: NODE, args: [join(BROKEN, 'rexecd.js'), '--auth', 'shadow'] },
     shadow: ['--auth', 'shadow', ...FAST, '-l'],
     delayed: ['--auth', 'shadow', '--fail-delay', '0.8', '--timeout', '3', '-l'],
@@ -64,6 +69,7 @@ after(async () => {
   await w?.stop();
   rmSync(BROKEN, { recursive: true, force: true });
   rmSync(SLOW_START, { force: true });
+  rmSync(LONE, { recursive: true, force: true });
 });
 
 const text = (b) => b.toString('latin1');
@@ -274,6 +280,11 @@ describe('a broken installation', () => {
     const r = await login('broken');
     assert.equal(text(r.main), '\x01Try again.\n');
     await w.waitLog(/failed to start: Error: simulated broken installation/);
+  });
+
+  test('the bundle copied without koffi\'s native module: Try again., nothing else (no log: syslog needs koffi)', async () => {
+    const r = await login('lone');
+    assert.equal(text(r.main), '\x01Try again.\n');
   });
 });
 
