@@ -11,6 +11,7 @@
  * both are the same code.
  */
 import type { Authenticator } from './auth/authenticator';
+import { PamUnavailable } from './auth/pam';
 import { policyRefusal } from './auth/policy';
 import { ClientClosed, Connection, Timeout } from './io/connection';
 import { connectStderr } from './io/stderr-channel';
@@ -85,7 +86,9 @@ function serve(fd: number, ctx: SessionContext, deadline: number, request: (conn
   try {
     conn = new Connection(fd, deadline);
   } catch (e) {
-    log.daemon('err', `cannot get the peer address of fd ${fd}: ${(e as Error).message}`);
+    // ENOTCONN: the client reset the connection before we started; no mistake of ours.
+    const gone = e instanceof SysError && e.code === 'ENOTCONN';
+    log.daemon(gone ? 'info' : 'err', gone ? `client left before rexecd started (${(e as Error).message})` : `cannot get the peer address of fd ${fd}: ${(e as Error).message}`);
     exitNow(1);
   }
   const from = conn.peer.address;
@@ -159,8 +162,8 @@ function serve(fd: number, ctx: SessionContext, deadline: number, request: (conn
       log.daemon('info', `${e.message} from ${from}`);
       exitNow(1);
     }
-    const why = e instanceof SysError ? e.message : `${(e as Error).name}: ${(e as Error).message}`;
-    log.daemon('err', `failed serving ${from}: ${why}`);
+    const why = e instanceof SysError || e instanceof PamUnavailable ? e.message : `${(e as Error).name}: ${(e as Error).message}`;
+    log.daemon('err', e instanceof PamUnavailable ? `PAM unavailable for ${from}: ${why}` : `failed serving ${from}: ${why}`);
     if (!statusSent) {
       try {
         conn.sendDiagnostic(Diagnostic.tryAgain);
