@@ -50,7 +50,7 @@ for (const f of ['/usr/sbin/inetd', '/usr/sbin/in.rexecd', ENTRY]) {
 const QUICK = opt.quick;
 const CFG = QUICK
   ? { warmup: 2, rounds: 8, burst: 32, burstRounds: 1, burstSeconds: 20, rss: 4, running: 2, sleep: 1, mib: 256, cat: 1 }
-  : { warmup: 5, rounds: 60, burst: 128, burstRounds: 3, burstSeconds: 60, rss: 15, running: 5, sleep: 2, mib: 1024, cat: 3 };
+  : { warmup: 5, rounds: 60, burst: 128, burstRounds: 3, burstSeconds: 60, rss: 15, running: 5, sleep: 2, mib: 1024, cat: 5 };
 const CONCURRENCY = 16;
 const NOFILE = 1024;
 
