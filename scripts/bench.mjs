@@ -48,6 +48,7 @@ for (const f of ['/usr/sbin/inetd', '/usr/sbin/in.rexecd', ENTRY]) {
 }
 
 const QUICK = opt.quick;
+const IDLE = QUICK ? 200 : 1000;
 const CFG = QUICK
   ? { warmup: 2, rounds: 8, burst: 32, burstRounds: 1, burstSeconds: 20, rss: 4, running: 2, sleep: 1, mib: 256, cat: 1 }
   : { warmup: 5, rounds: 60, burst: 128, burstRounds: 3, burstSeconds: 60, rss: 15, running: 5, sleep: 2, mib: 1024, cat: 5 };
@@ -299,6 +300,11 @@ try {
     c: { mibPerSec: summary(bulk.c.map((b) => b.mibPerSec)), dataMibPerSec: summary(bulk.c.map((b) => b.dataMibPerSec)), samples: bulk.c },
   };
 
+  // ---------------------------------------------------------------- --listen
+  // The standalone listener with its pool of pre-started per-connection processes:
+  // latency beside C under inetd, and what idle connections cost it.
+  results.listen = await listenBench(world, P.c, OURS === 'oursPam');
+
   results.finished = new Date().toISOString();
   results.loadavgEnd = loadavg();
   results.syslog = { count: logCount, unexpected: oddLogs };
@@ -316,6 +322,60 @@ try {
 }
 
 // ------------------------------------------------------------------ pieces
+
+/**
+ * `rexecd --listen` inside the world's namespace (same users, same PAM service as
+ * ours under inetd): latency of `true` interleaved with C, then IDLE connections
+ * that have sent half a request, and the RSS of the listener and its processes.
+ */
+async function listenBench(world, cPort, pam) {
+  const port = 20000 + Math.floor(Math.random() * 40000);
+  const auth = pam ? ['--auth', 'pam'] : [];
+  // ulimit: room for IDLE connections (the listener holds one fd each).
+  const child = spawn('nsenter', ['-m', '-t', String(world.inetdPid), '--', 'sh', '-c', 'ulimit -n 8192 && exec env -i "$@"', 'sh', NODE, APP, '--listen', `127.0.0.1:${port}`, '--max-connections', String(IDLE + 64), ...auth], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let said = '';
+    child.stdout.on('data', (d) => (said += d));
+    for (let i = 0; i < 500 && !said.includes('listening on'); i++) await sleep(20);
+    if (!said.includes('listening on')) throw new Error('--listen did not start');
+    await sleep(1500); // the pool's processes start
+    note(`--listen: ${CFG.rounds} interleaved rounds per user beside C, then ${IDLE} idle connections`);
+    const L = { yescrypt: { listen: [], c: [] }, sha512: { listen: [], c: [] } };
+    for (let i = -CFG.warmup; i < CFG.rounds; i++) {
+      for (const [key, u] of Object.entries(USERS)) {
+        for (const side of i % 2 === 0 ? ['listen', 'c'] : ['c', 'listen']) {
+          const r = await rexec(side === 'listen' ? port : cPort, u);
+          if (i >= 0) L[key][side].push(r.ms);
+        }
+      }
+    }
+    const tree = () => [child.pid, ...descendants(child.pid).map((p) => p.pid)];
+    const rssOf = (pids) => pids.reduce((a, pid) => a + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0), 0);
+    const before = rssOf(tree());
+    const { connect } = await import('node:net');
+    const socks = [];
+    for (let i = 0; i < IDLE; i++) {
+      socks.push(await new Promise((res, rej) => {
+        const c = connect({ port, host: '127.0.0.1' }, () => { c.write('\0benchy\0'); res(c); });
+        c.on('error', rej);
+      }));
+    }
+    await sleep(1000);
+    const pids = tree();
+    const idle = { connections: IDLE, processes: pids.length, rssKiBBefore: before, rssKiB: rssOf(pids) };
+    for (const c of socks) c.destroy();
+    return {
+      latencyMs: {
+        yescrypt: { listen: summary(L.yescrypt.listen), c: summary(L.yescrypt.c) },
+        sha512: { listen: summary(L.sha512.listen), c: summary(L.sha512.c) },
+        samples: L,
+      },
+      idle,
+    };
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
 
 /**
  * A copy of dist/ (less the single executables and their build files) and of the
@@ -523,6 +583,10 @@ function table(r) {
   const size = r.bulk.mib % 1024 ? `${r.bulk.mib} MiB` : `${r.bulk.mib / 1024} GiB`;
   row(`${size} through cat, whole session (MiB/s)`, r.bulk.ours.mibPerSec.median, r.bulk.c.mibPerSec.median, 0);
   row(`${size} through cat, less login (MiB/s)`, r.bulk.ours.dataMibPerSec.median, r.bulk.c.dataMibPerSec.median, 0);
+  const LL = r.listen.latencyMs;
+  row('--listen: latency `true`, yescrypt (ms)', LL.yescrypt.listen.median, LL.yescrypt.c.median);
+  row('--listen: latency `true`, SHA-512 (ms)', LL.sha512.listen.median, LL.sha512.c.median);
+  row(`--listen: RSS of ${r.listen.idle.connections} idle connections (KiB, all)`, r.listen.idle.rssKiB, undefined, 0);
   const w = [Math.max(...rows.map((x) => x[0].length)), 9, 9, 7];
   const fmt = (x) => `| ${x[0].padEnd(w[0])} | ${x[1].padStart(w[1])} | ${x[2].padStart(w[2])} | ${x[3].padStart(w[3])} |`;
   const rule = `|${w.map((n, i) => (i === 0 ? '-'.repeat(n + 2) : `${'-'.repeat(n + 1)}:`)).join('|')}|`;
@@ -546,6 +610,7 @@ function table(r) {
     `  SHA-512 user:  ours − C = ${gap('sha512').toFixed(1)} ms  (${gap('sha512') <= target ? 'meets' : 'misses'} the target by ${Math.abs(target - gap('sha512')).toFixed(1)} ms)`,
     `peak RSS and CPU = ru_maxrss and ru_utime+ru_stime from wait4() on the per-connection process (spans the exec; RSS is the server's own peak). Running RSS = sum of VmRSS in the session: ours ${r.runningRss.ours.samples[0].processes.join(' ')}, C ${r.runningRss.c.samples[0].processes.join(' ')}`,
     `bulk: cksum verified; "less login" subtracts the side's median SHA-512 \`true\` latency; the same data through a local pipe: ${r.bulk.localPipe.mibPerSec.toFixed(0)} MiB/s`,
+    `--listen: the listener and its ${r.listen.idle.processes - 1} pre-started processes hold ${r.listen.idle.connections} half-sent requests in ${(r.listen.idle.rssKiB / 1024).toFixed(1)} MiB (${(r.listen.idle.rssKiBBefore / 1024).toFixed(1)} MiB before them); C under inetd needs one process (~3.5 MiB) per connection`,
     `latency = spawn of the client to its exit, as seen from Node (spawning the client alone: ${L.clientSpawnOnly.toFixed(1)} ms, in both sides' figures)`,
   ];
   if (r.connectionsPerSecond.failed.ours || r.connectionsPerSecond.failed.c) tail.push(`failed connections during bursts: ours ${r.connectionsPerSecond.failed.ours}, C ${r.connectionsPerSecond.failed.c}`);
