@@ -58,6 +58,8 @@ export function serveHandoff(fd: number, request: ReadRequest, ctx: SessionConte
 /** Steps 1-5: the stderr port, the connection back to it before anything else is read, the fields. */
 function readRequest(conn: Connection, ctx: SessionContext, refuse: Refuse): ReadRequest {
   const from = conn.peer.address;
+  // (Under --listen the listener said this when it accepted the connection.)
+  if (ctx.options.logConnections) ctx.log.daemon('info', `connection from ${from} port ${conn.peer.port}`);
   const read = (name: FieldName): Buffer => {
     const r = conn.readField(name, ctx.limits);
     if (r.kind === 'refuse') return refuse(r.diagnostic, 'daemon', `${r.diagnostic.replace(/\.$/, '')} from ${from}`);
@@ -107,7 +109,6 @@ function serve(fd: number, ctx: SessionContext, deadline: number, request: (conn
 
   let statusSent = false;
   try {
-    if (options.logConnections) log.daemon('info', `connection from ${from} port ${conn.peer.port}`);
     const { stderr, user, password, command } = request(conn, ctx, refuse);
     const who = `user ${printable(user)} from ${from}`;
 

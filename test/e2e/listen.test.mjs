@@ -159,3 +159,17 @@ test('run as a normal user, it says what it can and cannot do', async () => {
   await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
   assert.match(out, /not running as root \(uid 65534\): rexecd cannot become other users here, so only\s+nobody can log in, and only through PAM/);
 });
+
+test('-l under --listen logs each connection once (by the listener)', async () => {
+  const L = await startListener(['--auth', 'shadow', '-l']);
+  try {
+    const r = await glibcClient({ port: L.port, user: 'rxtest', password: 'rxpass', command: 'echo once' });
+    assert.equal(text(r.stdout), 'once\n');
+    await w.waitLog(/user rxtest from 127\.0\.0\.1$/);
+    const lines = w.logs().filter((l) => l.text.includes('connection from 127.0.0.1 port '));
+    const ports = lines.map((l) => /port (\d+)/.exec(l.text)[1]);
+    assert.equal(new Set(ports).size, ports.length, `a connection logged twice: ${lines.map((l) => l.text).join(' | ')}`);
+  } finally {
+    L.child.kill('SIGTERM');
+  }
+});
