@@ -14,6 +14,7 @@ import type { Authenticator } from './auth/authenticator';
 import { PamUnavailable } from './auth/pam';
 import { policyRefusal } from './auth/policy';
 import { ClientClosed, Connection, Timeout } from './io/connection';
+import { requestLog } from './io/log-texts';
 import { connectStderr } from './io/stderr-channel';
 import type { Log } from './log';
 import type { Options } from './options';
@@ -59,20 +60,20 @@ export function serveHandoff(fd: number, request: ReadRequest, ctx: SessionConte
 function readRequest(conn: Connection, ctx: SessionContext, refuse: Refuse): ReadRequest {
   const from = conn.peer.address;
   // (Under --listen the listener said this when it accepted the connection.)
-  if (ctx.options.logConnections) ctx.log.daemon('info', `connection from ${from} port ${conn.peer.port}`);
+  if (ctx.options.logConnections) ctx.log.daemon('info', requestLog.connection(from, conn.peer.port));
   const read = (name: FieldName): Buffer => {
     const r = conn.readField(name, ctx.limits);
-    if (r.kind === 'refuse') return refuse(r.diagnostic, 'daemon', `${r.diagnostic.replace(/\.$/, '')} from ${from}`);
+    if (r.kind === 'refuse') return refuse(r.diagnostic, 'daemon', requestLog.fieldRefused(r.diagnostic, from));
     return r.value;
   };
   const port = parseStderrPort(read('port'));
-  if (port.kind === 'bad') refuse(Diagnostic.badStderrPort, 'daemon', `bad stderr port from ${from}: ${port.why}`);
+  if (port.kind === 'bad') refuse(Diagnostic.badStderrPort, 'daemon', requestLog.badPort(from, port.why));
   let stderr: number | undefined;
   if (port.kind === 'port') {
     try {
       stderr = connectStderr(conn, port.port);
     } catch (e) {
-      refuse(Diagnostic.cantConnectStderr, 'daemon', `can't connect to stderr port ${from} port ${port.port}: ${(e as Error).message}`);
+      refuse(Diagnostic.cantConnectStderr, 'daemon', requestLog.cantConnect(from, port.port, (e as Error).message));
     }
   }
   return { stderr, user: read('user'), password: read('password'), command: read('command') };
@@ -156,11 +157,11 @@ function serve(fd: number, ctx: SessionContext, deadline: number, request: (conn
   } catch (e) {
     if (e instanceof Refusal) exitNow(1);
     if (e instanceof Timeout) {
-      log.daemon('notice', `timeout (${options.timeout} s) waiting for ${e.waitingFor} from ${from}`);
+      log.daemon('notice', requestLog.timeout(options.timeout, e.waitingFor, from));
       exitNow(1);
     }
     if (e instanceof ClientClosed) {
-      log.daemon('info', `${e.message} from ${from}`);
+      log.daemon('info', requestLog.clientLeft(e.message, from));
       exitNow(1);
     }
     const why = e instanceof SysError || e instanceof PamUnavailable ? e.message : `${(e as Error).name}: ${(e as Error).message}`;

@@ -11,6 +11,7 @@
  * signals.
  */
 import { ClientClosed, pumpField } from '../io/connection';
+import { requestLog } from '../io/log-texts';
 import { openLog, type Log } from '../log';
 import { commandLimit, type Options } from '../options';
 import { diagnosticBytes, Diagnostic, type DiagnosticText } from '../protocol/diagnostics';
@@ -49,6 +50,7 @@ interface Pending {
   reader: FieldReader;
   readonly values: Buffer[];
   stderr?: number;
+  stderrPort?: number;
   connecting: boolean;
 }
 
@@ -111,7 +113,7 @@ export function listen(options: Options, argv: readonly string[] = process.argv.
         close(conn);
         continue;
       }
-      if (options.logConnections) log.daemon('info', `connection from ${peer.address} port ${peer.port}`);
+      if (options.logConnections) log.daemon('info', requestLog.connection(peer.address, peer.port));
       const c: Pending = { fd: conn, peer, local, deadline: performance.now() + options.timeout * 1000, field: 0, reader: fieldReader('port', limits), values: [], connecting: false };
       pending.add(c);
       read(c); // the request often arrives with the connection
@@ -125,16 +127,17 @@ export function listen(options: Options, argv: readonly string[] = process.argv.
       for (;;) {
         const r = pumpField(c.fd, c.reader);
         if (!r) return;
-        if (r.kind === 'refuse') return end(c, r.diagnostic, 'notice', `${r.diagnostic.replace(/\.$/, '')} from ${from}`);
+        if (r.kind === 'refuse') return end(c, r.diagnostic, 'notice', requestLog.fieldRefused(r.diagnostic, from));
         if (c.reader.name === 'port') {
           const port = parseStderrPort(r.value);
-          if (port.kind === 'bad') return end(c, Diagnostic.badStderrPort, 'notice', `bad stderr port from ${from}: ${port.why}`);
+          if (port.kind === 'bad') return end(c, Diagnostic.badStderrPort, 'notice', requestLog.badPort(from, port.why));
           if (port.kind === 'port') {
             try {
               c.stderr = startConnect(c.local, withPort(c.peer, port.port));
             } catch (e) {
-              return end(c, Diagnostic.cantConnectStderr, 'notice', `can't connect to stderr port ${from} port ${port.port}: ${(e as Error).message}`);
+              return end(c, Diagnostic.cantConnectStderr, 'notice', requestLog.cantConnect(from, port.port, (e as Error).message));
             }
+            c.stderrPort = port.port;
             c.connecting = true;
           }
         } else {
@@ -151,7 +154,7 @@ export function listen(options: Options, argv: readonly string[] = process.argv.
         if (c.connecting) return;
       }
     } catch (e) {
-      if (e instanceof ClientClosed) return end(c, undefined, 'info', `${e.message} from ${from}`);
+      if (e instanceof ClientClosed) return end(c, undefined, 'info', requestLog.clientLeft(e.message, from));
       return end(c, Diagnostic.tryAgain, 'notice', `failed reading from ${from}: ${(e as Error).message}`);
     }
   };
@@ -160,7 +163,7 @@ export function listen(options: Options, argv: readonly string[] = process.argv.
     try {
       finishConnect(c.stderr!);
     } catch (e) {
-      return end(c, Diagnostic.cantConnectStderr, 'notice', `can't connect to stderr port ${c.peer.address}: ${(e as Error).message}`);
+      return end(c, Diagnostic.cantConnectStderr, 'notice', requestLog.cantConnect(c.peer.address, c.stderrPort ?? 0, (e as Error).message));
     }
     c.connecting = false;
     read(c);
@@ -218,7 +221,7 @@ export function listen(options: Options, argv: readonly string[] = process.argv.
       });
       const now = performance.now();
       for (const c of [...pending]) {
-        if (now >= c.deadline) end(c, undefined, 'notice', `timeout (${options.timeout} s) waiting for ${c.connecting ? 'the stderr connection' : c.reader.name} from ${c.peer.address}`);
+        if (now >= c.deadline) end(c, undefined, 'notice', requestLog.timeout(options.timeout, c.connecting ? 'the stderr connection' : c.reader.name, c.peer.address));
       }
       for (const c of [...complete]) {
         if (now >= c.deadline) {
