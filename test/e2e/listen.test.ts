@@ -2,50 +2,37 @@
 // inetd, connections held while their requests arrive, --max-connections, SIGTERM.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { connect } from 'node:net';
-import { startWorld, freePort, NODE, REXECD } from '../harness/world.mjs';
-import { glibcClient, raw, request } from '../harness/clients.mjs';
+import { startWorld, freePort, type World } from '../harness/world';
+import { NODE, REXECD } from '../harness/paths';
+import { glibcClient, latin1 as text, raw, request } from '../harness/clients';
+import { SHELL_SIGNALS } from '../harness/commands';
+import { startListener, type Launched } from '../harness/launchers';
+import { Watched, childPids, exited, memoryKb } from '../harness/processes';
+import { dial, sleep } from '../harness/sockets';
 
-let w;
+let w: World<'unused'>;
 before(async () => {
   w = await startWorld({ users: [{ name: 'rxtest', password: 'rxpass', groups: [['rxextra', 4300]] }], services: { unused: [] } });
 });
 after(() => w?.stop());
 
-/** Start a listener inside the world's namespace; resolves once it says it listens. */
-async function startListener(args) {
-  const port = await freePort();
-  const child = spawn('nsenter', ['-m', '-t', String(w.inetdPid), '--', 'env', '-i', NODE, REXECD, '--listen', `127.0.0.1:${port}`, '--listen', `[::1]:${port}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const end = Date.now() + 10000;
-  while (!out.includes('listening on')) {
-    if (child.exitCode !== null || Date.now() > end) throw new Error(`listener did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  // nsenter -m and env exec: the child is the listener itself
-  return { port, child, pid: child.pid, output: () => out };
-}
-
-const children = (pid) => execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)]).toString().trim().split('\n').filter(Boolean).length;
-const rss = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
-const text = (b) => b.toString('latin1');
-const SHELL_SIGNALS = 'while read -r k v; do case $k in SigBlk:|SigIgn:) echo "$k$v";; esac; done < /proc/$$/status';
+/** rexecd --listen on 127.0.0.1 and ::1 inside the world's namespace, with args. */
+const listener = (args: readonly string[]): Promise<Launched> => startListener(w, { args });
+const rss = (pid: number): number => memoryKb(pid, 'VmRSS') ?? assert.fail(`pid ${pid} is gone`);
 
 describe('rexecd --listen', () => {
-  let L;
+  let L: Launched;
   before(async () => {
-    L = await startListener(['--auth', 'shadow', '--fail-delay', '0.3', '--timeout', '3', '--max-connections', '300']);
+    L = await listener(['--auth', 'shadow', '--fail-delay', '0.3', '--timeout', '3', '--max-connections', '300']);
   });
-  after(() => L?.child.kill('SIGTERM'));
+  after(() => L?.proc.stop());
 
   test('prints where it listens and how to connect', () => {
-    assert.match(L.output(), new RegExp(`listening on 127\\.0\\.0\\.1:${L.port}, \\[::1\\]:${L.port}`));
-    assert.match(L.output(), /try: +rexec -P \d+ -l USER 127\.0\.0\.1 id/);
+    assert.match(L.proc.output(), new RegExp(`listening on 127\\.0\\.0\\.1:${L.port}, \\[::1\\]:${L.port}`));
+    assert.match(L.proc.output(), /try: +rexec -P \d+ -l USER 127\.0\.0\.1 id/);
   });
 
   test('a login with a stderr channel, over IPv4 and IPv6', async () => {
@@ -58,7 +45,7 @@ describe('rexecd --listen', () => {
 
   test('the shell gets what inetd would give it: fds 0-2 only, a clean environment, the groups', async () => {
     const r = await glibcClient({ port: L.port, user: 'rxtest', password: 'rxpass', command: `${SHELL_SIGNALS}; ls /proc/$$/fd; tr '\\0' '\\n' < /proc/$$/environ | cut -d= -f1 | sort | tr '\\n' ' '; id -G` });
-    assert.equal(text(r.stdout), `SigBlk:0000000000000000\nSigIgn:0000000000000000\n0\n1\n2\nHOME LOGNAME PATH RHOST SHELL USER ${w.users.rxtest.gid} 4300\n`);
+    assert.equal(text(r.stdout), `SigBlk:0000000000000000\nSigIgn:0000000000000000\n0\n1\n2\nHOME LOGNAME PATH RHOST SHELL USER ${w.user('rxtest').gid} 4300\n`);
   });
 
   test('20 MB right after the request reach the command intact (the listener reads nothing past the NUL)', async () => {
@@ -90,16 +77,13 @@ describe('rexecd --listen', () => {
   });
 
   test('200 idle connections cost the listener little and start no process', async () => {
-    const before = rss(L.pid);
-    const kids = children(L.pid);
-    const socks = await Promise.all(Array.from({ length: 200 }, () => new Promise((res, rej) => {
-      const s = connect({ port: L.port, host: '127.0.0.1' }, () => res(s));
-      s.on('error', rej);
-    })));
+    const before = rss(L.proc.pid);
+    const kids = childPids(L.proc.pid).length;
+    const socks = await Promise.all(Array.from({ length: 200 }, () => dial(L.port)));
     for (const s of socks) s.write('\0rxte');
-    await new Promise((r) => setTimeout(r, 500));
-    const grown = rss(L.pid) - before;
-    assert.equal(children(L.pid), kids);
+    await sleep(500);
+    const grown = rss(L.proc.pid) - before;
+    assert.equal(childPids(L.proc.pid).length, kids);
     assert.ok(grown < 20 * 1024, `listener grew by ${grown} KiB for 200 idle connections`);
     // and it still serves while they sit there
     const r = await glibcClient({ port: L.port, user: 'rxtest', password: 'rxpass', command: 'echo served' });
@@ -109,39 +93,37 @@ describe('rexecd --listen', () => {
 });
 
 describe('--max-connections', () => {
-  let L;
+  let L: Launched;
   before(async () => {
-    L = await startListener(['--auth', 'shadow', '--max-connections', '3', '--timeout', '5']);
+    L = await listener(['--auth', 'shadow', '--max-connections', '3', '--timeout', '5']);
   });
-  after(() => L?.child.kill('SIGTERM'));
+  after(() => L?.proc.stop());
 
   test('the excess is refused with Try again. and the listener keeps serving', async () => {
-    const idle = await Promise.all(Array.from({ length: 3 }, () => new Promise((res) => {
-      const s = connect({ port: L.port, host: '127.0.0.1' }, () => res(s));
-    })));
-    await new Promise((r) => setTimeout(r, 200));
+    const idle = await Promise.all(Array.from({ length: 3 }, () => dial(L.port)));
+    await sleep(200);
     const excess = await raw({ port: L.port, steps: [request({ user: 'rxtest', password: 'rxpass', command: 'id' })] });
     assert.equal(text(excess.main), '\x01Try again.\n');
     await w.waitLog(/refused 127\.0\.0\.1: 3 connections already \(--max-connections\)/);
     for (const s of idle) s.destroy();
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     const r = await glibcClient({ port: L.port, user: 'rxtest', password: 'rxpass', command: 'echo again' });
     assert.equal(text(r.stdout), 'again\n');
   });
 });
 
 test('SIGTERM stops accepting and exits; no process of it stays behind', async () => {
-  const L = await startListener(['--auth', 'shadow']);
-  const workers = execFileSync('ps', ['-o', 'pid=', '--ppid', String(L.pid)]).toString().trim().split('\n').map(Number);
+  const L = await listener(['--auth', 'shadow']);
+  const workers = childPids(L.proc.pid);
   assert.ok(workers.length >= 1);
-  process.kill(L.pid, 'SIGTERM');
-  await new Promise((r) => L.child.once('exit', r));
-  assert.equal(L.child.exitCode, 0);
-  await new Promise((r) => setTimeout(r, 300));
-  for (const p of [L.pid, ...workers]) assert.ok(!readdirSync('/proc').includes(String(p)), `pid ${p} still runs`);
+  process.kill(L.proc.pid, 'SIGTERM');
+  await exited(L.proc.child);
+  assert.equal(L.proc.child.exitCode, 0);
+  await sleep(300);
+  for (const p of [L.proc.pid, ...workers]) assert.ok(!readdirSync('/proc').includes(String(p)), `pid ${p} still runs`);
   const refused = await new Promise((res) => {
     const s = connect({ port: L.port, host: '127.0.0.1' });
-    s.on('error', (e) => res(e.code));
+    s.on('error', (e: NodeJS.ErrnoException) => res(e.code));
     s.on('connect', () => res('connected'));
   });
   assert.equal(refused, 'ECONNREFUSED');
@@ -149,27 +131,22 @@ test('SIGTERM stops accepting and exits; no process of it stays behind', async (
 
 test('run as a normal user, it says what it can and cannot do', async () => {
   const port = await freePort();
-  const child = spawn('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', 'env', '-i', NODE, REXECD, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const end = Date.now() + 10000;
-  while (!out.includes('Run it as root') && child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-  child.kill('SIGTERM');
-  await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
-  assert.match(out, /not running as root \(uid 65534\): rexecd cannot become other users here, so only\s+nobody can log in, and only through PAM/);
+  const rexecd = new Watched('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', 'env', '-i', NODE, REXECD, '--listen', `127.0.0.1:${port}`]);
+  await rexecd.waitFor('Run it as root');
+  await rexecd.stop();
+  assert.match(rexecd.output(), /not running as root \(uid 65534\): rexecd cannot become other users here, so only\s+nobody can log in, and only through PAM/);
 });
 
 test('-l under --listen logs each connection once (by the listener)', async () => {
-  const L = await startListener(['--auth', 'shadow', '-l']);
+  const L = await listener(['--auth', 'shadow', '-l']);
   try {
     const r = await glibcClient({ port: L.port, user: 'rxtest', password: 'rxpass', command: 'echo once' });
     assert.equal(text(r.stdout), 'once\n');
     await w.waitLog(/user rxtest from 127\.0\.0\.1$/);
     const lines = w.logs().filter((l) => l.text.includes('connection from 127.0.0.1 port '));
-    const ports = lines.map((l) => /port (\d+)/.exec(l.text)[1]);
+    const ports = lines.map((l) => /port (\d+)/.exec(l.text)?.[1]);
     assert.equal(new Set(ports).size, ports.length, `a connection logged twice: ${lines.map((l) => l.text).join(' | ')}`);
   } finally {
-    L.child.kill('SIGTERM');
+    await L.proc.stop();
   }
 });

@@ -2,17 +2,8 @@
 // connection from the server's address and turns every other one away.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
-import { StderrListener, sameAddress } from '../../dist/client/stderr-listener.js';
-
-function dial(port, host, localAddress) {
-  return new Promise((resolve, reject) => {
-    const s = connect({ port, host, localAddress });
-    s.once('connect', () => resolve(s));
-    s.once('error', reject);
-  });
-}
-const closed = (s) => new Promise((r) => (s.destroyed ? r() : s.once('close', r)));
+import { StderrListener, sameAddress } from '../../src/client/stderr-listener';
+import { closed, dial } from '../harness/sockets';
 
 test('same address: IPv4 and its IPv4-mapped form, any case', () => {
   assert.ok(sameAddress('127.0.0.1', '::ffff:127.0.0.1'));
@@ -24,8 +15,8 @@ test('same address: IPv4 and its IPv4-mapped form, any case', () => {
 
 for (const [local, other] of [
   ['127.0.0.1', '127.0.0.2'],
-  ['::1', null],
-]) {
+  ['::1', undefined],
+] as const) {
   test(`listens on ${local} only, ephemeral port; strays are closed, the server is kept`, async () => {
     const l = await StderrListener.open(local, local);
     assert.equal(l.address, local);

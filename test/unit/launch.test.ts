@@ -2,7 +2,7 @@
 // name this very process and exactly one fd; fd 0 (inetd, StandardInput=socket) else.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectionFd } from '../../dist/launch.js';
+import { connectionFd } from '../../src/launch';
 
 const me = String(process.pid);
 

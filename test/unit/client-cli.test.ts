@@ -3,15 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { parseCommandLine } from '../../dist/client/cli.js';
-import { parseTarget } from '../../dist/client/target.js';
-import { UsageError } from '../../dist/client/errors.js';
-import { NODE } from '../harness/world.mjs';
-import { REXEC } from '../harness/rexec-cli.mjs';
+import { parseCommandLine, type ClientOptions } from '../../src/client/cli';
+import { parseTarget } from '../../src/client/target';
+import { UsageError } from '../../src/client/errors';
+import { NODE, REXEC } from '../harness/paths';
 
-const run = (argv) => {
+const run = (argv: readonly string[]): ClientOptions => {
   const r = parseCommandLine(argv, 80);
-  assert.equal(r.kind, 'run');
+  if (r.kind !== 'run') assert.fail(`expected options to run with, got ${JSON.stringify(r)}`);
   return r.options;
 };
 

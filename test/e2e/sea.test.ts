@@ -5,14 +5,15 @@
 // native activation and as its own --listen listener.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startWorld, freePort, NODE, ROOT } from '../harness/world.mjs';
-import { glibcClient, raw, request } from '../harness/clients.mjs';
-import { socketActivate } from '../harness/launchers.mjs';
+import { startWorld, SHIPPED_PAM_SERVICE, type World } from '../harness/world';
+import { NODE, ROOT } from '../harness/paths';
+import { glibcClient, raw, request } from '../harness/clients';
+import { socketActivate, startListener, type Launched } from '../harness/launchers';
 
 const FAST = ['--fail-delay', '0.3'];
 const dir = mkdtempSync(join(tmpdir(), 'rexecd-sea-test-'));
@@ -24,13 +25,13 @@ const build = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-sea.mjs'
 const skip = build.status === 3 ? `cannot build a single executable from ${NODE}: ${build.stderr.trim()}` : false;
 if (build.status !== 0 && build.status !== 3) throw new Error(`build-sea failed (${build.status}):\n${build.stdout}${build.stderr}`);
 
-let w;
-let activated;
+let w: World<'shadow' | 'pam'>;
+let activated: Launched;
 before(async () => {
   if (skip) return;
   w = await startWorld({
     users: [{ name: 'seauser', password: 'sea-pass' }],
-    pam: { rexec: readFileSync(join(ROOT, 'etc', 'pam.d', 'rexec'), 'utf8') },
+    pam: { rexec: SHIPPED_PAM_SERVICE },
     services: {
       shadow: { program: exe, args: ['--auth', 'shadow', ...FAST] },
       pam: { program: exe, args: ['--auth', 'pam', ...FAST] },
@@ -39,7 +40,7 @@ before(async () => {
   activated = await socketActivate(w, { program: [exe], args: ['--auth', 'shadow', ...FAST] });
 });
 after(async () => {
-  await activated?.stop();
+  await activated?.proc.stop();
   await w?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -54,7 +55,7 @@ describe('the single executable', { skip }, () => {
     const input = randomBytes(200_000);
     const r = await glibcClient({ port: w.ports.shadow, user: 'seauser', password: 'sea-pass', command: 'id -un; echo err >&2; sha256sum', input });
     assert.equal(r.code, 0, r.stderr.toString());
-    const [name, hash] = r.stdout.toString().split('\n');
+    const [name, hash = ''] = r.stdout.toString().split('\n');
     assert.equal(name, 'seauser');
     assert.equal(hash.split(' ')[0], createHash('sha256').update(input).digest('hex'));
     assert.equal(r.stderr.toString(), 'err\n');
@@ -80,26 +81,13 @@ describe('the single executable', { skip }, () => {
   });
 
   test('serves --listen: the listener starts the executable itself per connection', async () => {
-    const port = await freePort();
-    const child = spawn('nsenter', ['-m', '-t', String(w.inetdPid), '--', 'env', '-i', exe, '--listen', `127.0.0.1:${port}`, '--auth', 'shadow', ...FAST], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const exited = new Promise((r) => child.once('exit', r));
+    const listener = await startListener(w, { program: [exe], hosts: ['127.0.0.1'], args: ['--auth', 'shadow', ...FAST] });
     try {
-      const end = Date.now() + 10000;
-      while (!out.includes('listening on')) {
-        assert.ok(child.exitCode === null && Date.now() < end, `listener did not start: ${out}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      const r = await glibcClient({ port, user: 'seauser', password: 'sea-pass', command: 'id -un; echo err >&2' });
+      const r = await glibcClient({ port: listener.port, user: 'seauser', password: 'sea-pass', command: 'id -un; echo err >&2' });
       assert.equal(r.stdout.toString(), 'seauser\n', r.stderr.toString());
       assert.equal(r.stderr.toString(), 'err\n');
     } finally {
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
+      await listener.proc.stop();
     }
   });
 

@@ -2,9 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { parseOptions, parseListen, commandLimit, USAGE } from '../../dist/options.js';
-import { withoutListenOptions } from '../../dist/listen/listener.js';
-import { NODE, REXECD } from '../harness/world.mjs';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseOptions, parseListen, commandLimit, USAGE } from '../../src/options';
+import { withoutListenOptions } from '../../src/listen/listener';
+import { VERSION } from '../../src/version';
+import { NODE, REXECD, ROOT } from '../harness/paths';
+import { deafListener } from '../harness/sockets';
 
 test('defaults', () => {
   const o = parseOptions([]);
@@ -47,7 +51,7 @@ test('every option', () => {
 });
 
 test('bad values say what is wrong', () => {
-  const bad = [
+  const bad: [string[], RegExp][] = [
     [['--auth', 'kerberos'], /--auth: "kerberos" is not pam or shadow/],
     [['--timeout', '0'], /--timeout: 0 is not between 0.1 and 86400 seconds/],
     [['--timeout=-1'], /--timeout: "-1" is not a number of seconds/],
@@ -92,18 +96,15 @@ test('--help lists every option with its default; --version prints the version',
   assert.match(version.stdout.toString(), /^rexecd \d+\.\d+\.\d+\n$/);
 });
 
-test('the version is package.json\'s', async () => {
-  const { VERSION } = await import('../../dist/version.js');
-  const pkg = JSON.parse((await import('node:fs')).readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+test('the version is package.json\'s', () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: unknown };
   assert.equal(VERSION, pkg.version);
 });
 
 test('a listening socket on fd 0 (inetd "wait", systemd Accept=no) is named as the mistake it is', async () => {
-  const { createServer } = await import('node:net');
-  const server = createServer();
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  const r = spawnSync(NODE, [REXECD], { stdio: [server._handle.fd, 'pipe', 'pipe'], env: {} });
-  server.close();
+  const listening = await deafListener();
+  const r = spawnSync(NODE, [REXECD], { stdio: [listening.fd, 'pipe', 'pipe'], env: {} });
+  listening.close();
   assert.equal(r.status, 2);
   assert.match(r.stderr.toString(), /fd 0 is a listening socket, not a connection: .*"nowait".*Accept=yes/);
 });

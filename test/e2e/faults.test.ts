@@ -6,18 +6,19 @@
 //
 // Covered elsewhere, not repeated here: a stderr port nobody listens on, a home the
 // user cannot enter, no home, a missing shell, the client half-closing inside each
-// field (core.test.mjs); libpam that cannot be loaded (pam.test.mjs).
+// field (core.test.ts); libpam that cannot be loaded (pam.test.ts).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startWorld, NODE, REXECD, ROOT } from '../harness/world.mjs';
-import { raw, request } from '../harness/clients.mjs';
-import { deafListener, fillDatagramSocket } from '../harness/sockets.mjs';
-import { faultModulePath } from '../harness/pam-fault.mjs';
-import { SyslogSink } from '../harness/syslog-sink.mjs';
+import { startWorld, type Service, type World } from '../harness/world';
+import { BUILD, DIST, NODE, REXECD } from '../harness/paths';
+import { latin1 as text, raw, request, type RequestFields } from '../harness/clients';
+import { childPids } from '../harness/processes';
+import { closed, deafListener, dial, fillDatagramSocket, listenEphemeral, sleep } from '../harness/sockets';
+import { faultModulePath } from '../harness/pam-fault';
+import { SyslogSink } from '../harness/syslog-sink';
 
 const USER = 'rxf';
 const PASSWORD = 'rxf-pass';
@@ -35,25 +36,35 @@ const PAM = {
   'rexec-slow': `auth required pam_unix.so\nauth required ${MOD} sleep=1500\n${PAM_OK_ACCOUNT}`,
 };
 const FAST = ['--fail-delay', '0', '--timeout', '2'];
-const pamService = (name) => ['--fail-delay', '0', '--timeout', '1', '--pam-service', name];
+const pamService = (name: string) => ['--fail-delay', '0', '--timeout', '1', '--pam-service', name];
 
 // A copy of dist/ with one module that throws as it loads: a broken installation
 // (or a rebuild caught half-way).
-const BROKEN = join(ROOT, 'test', '.build', `broken-dist-${process.pid}`);
+const BROKEN = join(BUILD, `broken-dist-${process.pid}`);
 // The deployed bundle copied alone, without koffi's native module beside it.
-const LONE = join(ROOT, 'test', '.build', `lone-bundle-${process.pid}`);
+const LONE = join(BUILD, `lone-bundle-${process.pid}`);
 // A preload that keeps Node busy for 2 s before rexecd's own code runs: a start-up
 // slowed down by load (hundreds of connections arriving at once).
-const SLOW_START = join(ROOT, 'test', '.build', `slow-start-${process.pid}.cjs`);
+const SLOW_START = join(BUILD, `slow-start-${process.pid}.cjs`);
 
-let w;
+/** obj with f applied to each value; the keys (and their type) kept. */
+function mapValues<K extends string, V, W>(obj: Readonly<Record<K, V>>, f: (value: V, key: K) => W): Record<K, W> {
+  const out = {} as Record<K, W>;
+  for (const key of Object.keys(obj) as K[]) out[key] = f(obj[key], key);
+  return out;
+}
+
+type ServiceName = keyof typeof PAM | 'lone' | 'slowStart' | 'broken' | 'shadow' | 'delayed' | 'quick';
+let w: World<ServiceName>;
 before(async () => {
-  cpSync(join(ROOT, 'dist'), BROKEN, { recursive: true });
+  cpSync(DIST, BROKEN, { recursive: true });
   writeFileSync(join(BROKEN, 'auth', 'select.js'), "throw new Error('simulated broken installation');\n");
   writeFileSync(SLOW_START, 'const end = Date.now() + 2000;\nwhile (Date.now() < end);\n');
   mkdirSync(LONE, { recursive: true });
   cpSync(REXECD, join(LONE, 'rexecd.cjs'));
-  const services = {
+  const services: Record<ServiceName, Service> = {
+    ...mapValues(PAM, (_text, name) => pamService(name)),
+    'rexec-slow': [...pamService('rexec-slow'), '--timeout', '5', '-l'],
     lone: { program: NODE, args: [join(LONE, 'rexecd.cjs'), '--auth', 'shadow'] },
     slowStart: { program: '/usr/bin/env', args: [`NODE_OPTIONS=--require=${SLOW_START}`, NODE, REXECD, '--auth', 'shadow', '--timeout', '1'] },
     broken: { program: NODE, args: [join(BROKEN, 'rexecd.js'), '--auth', 'shadow'] },
@@ -61,8 +72,6 @@ before(async () => {
     delayed: ['--auth', 'shadow', '--fail-delay', '0.8', '--timeout', '3', '-l'],
     quick: ['--auth', 'shadow', '--fail-delay', '0', '--timeout', '1'],
   };
-  for (const name of Object.keys(PAM)) services[name] = pamService(name);
-  services['rexec-slow'] = [...pamService('rexec-slow'), '--timeout', '5', '-l'];
   w = await startWorld({ users: [{ name: USER, password: PASSWORD, method: 'sha512crypt' }], pam: PAM, services });
 });
 after(async () => {
@@ -72,49 +81,34 @@ after(async () => {
   rmSync(LONE, { recursive: true, force: true });
 });
 
-const text = (b) => b.toString('latin1');
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const login = (service, o = {}) =>
-  raw({ port: w.ports[service], host: '127.0.0.1', steps: [request({ port: o.port ?? '', user: o.user ?? USER, password: o.password ?? PASSWORD, command: o.command ?? 'echo out' }), ...(o.after ?? [])], timeout: o.timeout ?? 15000 });
+/** A login as USER (unless o says otherwise) over a raw connection, the stderr port field empty. */
+const login = (service: ServiceName, o: Partial<RequestFields> & { timeout?: number } = {}) =>
+  raw({ port: w.ports[service], host: '127.0.0.1', steps: [request({ port: o.port ?? '', user: o.user ?? USER, password: o.password ?? PASSWORD, command: o.command ?? 'echo out' })], timeout: o.timeout ?? 15000 });
 
-/** Forget the log so far: each test looks only at its own lines. */
-const freshLogs = () => void (w.logs().length = 0);
 const failedServing = () => w.logs().filter((l) => /failed serving/.test(l.text)).map((l) => l.text);
 
 /** A raw connection the test drives step by step. */
-async function open(port) {
-  const sock = connect({ port, host: '127.0.0.1' });
-  const chunks = [];
-  sock.on('data', (d) => chunks.push(d));
+async function open(port: number) {
+  const sock = await dial(port);
+  const chunks: Buffer[] = [];
+  sock.on('data', (d: Buffer) => chunks.push(d));
   sock.on('error', () => {});
-  const closed = new Promise((r) => sock.on('close', r));
-  await new Promise((r, j) => {
-    sock.once('connect', r);
-    sock.once('error', j);
-  });
-  return { sock, closed, data: () => Buffer.concat(chunks) };
+  return { sock, closed: closed(sock), data: () => Buffer.concat(chunks) };
 }
 
-/** rexecd processes that inetd started and that are still there. */
-function rexecdChildren() {
-  try {
-    return execFileSync('pgrep', ['-P', String(w.inetdPid)]).toString().trim().split('\n').filter(Boolean);
-  } catch {
-    return [];
-  }
-}
-async function noneLeft(ms = 3000) {
+/** Waits up to ms for inetd's rexecd processes to be gone; those still there. */
+async function noneLeft(ms = 3000): Promise<number[]> {
   const end = Date.now() + ms;
-  while (rexecdChildren().length > 0 && Date.now() < end) await sleep(50);
-  return rexecdChildren();
+  while (childPids(w.inetdPid).length > 0 && Date.now() < end) await sleep(50);
+  return childPids(w.inetdPid);
 }
 
 describe('the client leaves after each field', () => {
   const fields = ['port', 'user', 'password', 'command'];
   for (let f = 0; f < 3; f++) {
-    for (const how of ['end', 'destroy', 'reset']) {
+    for (const how of ['end', 'destroy', 'reset'] as const) {
       test(`after the ${fields[f]} field's NUL, ${how}: rexecd ends, logs it as the client's doing`, async () => {
-        freshLogs();
+        w.clearLogs();
         const sent = request({ user: USER, password: PASSWORD, command: 'echo out' });
         let nul = -1;
         for (let k = 0; k <= f; k++) nul = sent.indexOf(0, nul + 1);
@@ -134,9 +128,9 @@ describe('the client leaves after each field', () => {
     }
   }
 
-  for (const how of ['end', 'destroy', 'reset']) {
+  for (const how of ['end', 'destroy', 'reset'] as const) {
     test(`after the whole request, during the fail delay, ${how}: the refusal is logged, nothing else`, async () => {
-      freshLogs();
+      w.clearLogs();
       const c = await open(w.ports.delayed);
       c.sock.write(request({ user: USER, password: 'wrong', command: 'echo out' }));
       await w.waitLog(new RegExp(`connection from 127\\.0\\.0\\.1 port ${c.sock.localPort}$`));
@@ -153,7 +147,7 @@ describe('the client leaves after each field', () => {
   }
 
   test('reset while PAM is still checking a good password: the status byte finds no client; logged as the client leaving', async () => {
-    freshLogs();
+    w.clearLogs();
     const c = await open(w.ports['rexec-slow']);
     c.sock.write(request({ user: USER, password: PASSWORD, command: 'echo out' }));
     // rexecd has the request a moment after it logs the connection; PAM takes 1.5 s.
@@ -169,11 +163,11 @@ describe('the client leaves after each field', () => {
 describe('the stderr listener', () => {
   test('accepts, then closes at once: the login still runs; stdout arrives', async () => {
     const server = createServer((s) => s.destroy());
-    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    const port = String(await listenEphemeral(server));
     try {
-      const ok = await login('shadow', { port: String(server.address().port), command: 'echo out; echo err >&2; echo out2' });
+      const ok = await login('shadow', { port, command: 'echo out; echo err >&2; echo out2' });
       assert.match(text(ok.main), /^\0out\n/);
-      const bad = await login('shadow', { port: String(server.address().port), password: 'wrong' });
+      const bad = await login('shadow', { port, password: 'wrong' });
       assert.equal(text(bad.main), '\x01Login incorrect.\n');
     } finally {
       server.close();
@@ -204,7 +198,7 @@ describe('the stderr listener', () => {
 });
 
 describe('libpam failing', () => {
-  const cases = [
+  const cases: [name: string, service: ServiceName, want: string, log: RegExp][] = [
     ['a module that does not exist', 'rexec-nomodule', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: authentication: Module is unknown/],
     ['auth requisite pam_deny.so', 'rexec-deny', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: authentication: Authentication failure/],
     ['pam_authenticate: PAM_SYSTEM_ERR', 'rexec-syserr', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: authentication: System error/],
@@ -234,8 +228,7 @@ describe('libpam failing', () => {
 describe('syslog', () => {
   test('/dev/log that nobody reads: the backstop bounds the session; later sessions are unaffected', async () => {
     const path = join(w.dir, 'stuck-log.sock');
-    const stuck = new SyslogSink(path);
-    clearInterval(stuck.timer); // never drained
+    const stuck = new SyslogSink(path, { drained: false });
     const queued = fillDatagramSocket(path);
     assert.ok(queued > 0);
     w.nsenter('mount', ['--bind', path, '/dev/log']);
@@ -254,15 +247,15 @@ describe('syslog', () => {
   });
 
   describe('no /dev/log at all', () => {
-    let quiet;
+    let quiet: World<'shadow' | 'pam'>;
     before(async () => {
       quiet = await startWorld({ users: [{ name: USER, password: PASSWORD, method: 'sha512crypt' }], syslog: false, services: { shadow: ['--auth', 'shadow', '--fail-delay', '0', '-l'], pam: ['--fail-delay', '0', '-l'] } });
     });
     after(() => quiet?.stop());
 
-    for (const service of ['shadow', 'pam']) {
+    for (const service of ['shadow', 'pam'] as const) {
       test(`${service}: logins, refusals and protocol errors work as ever`, async () => {
-        assert.equal(execFileSync('nsenter', ['-m', '-t', String(quiet.inetdPid), '--', 'sh', '-c', 'test -e /dev/log && echo present || echo missing']).toString().trim(), 'missing');
+        assert.equal(quiet.nsenter('sh', ['-c', 'test -e /dev/log && echo present || echo missing']).toString().trim(), 'missing');
         const port = quiet.ports[service];
         const ok = await raw({ port, steps: [request({ user: USER, password: PASSWORD, command: 'id -un' })] });
         assert.equal(text(ok.main), `\0${USER}\n`);

@@ -3,10 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ageingRefusal, constantTimeEqual } from '../../dist/auth/shadow.js';
-import { parseDenyList } from '../../dist/auth/policy.js';
+import { ageingRefusal, constantTimeEqual } from '../../src/auth/shadow';
+import { parseDenyList } from '../../src/auth/policy';
+import type { ShadowEntry } from '../../src/sys/passwd';
 
-const entry = (o) => ({ hash: 'x', lastChange: 19000, max: 99999, inactive: -1, expire: -1, ...o });
+const entry = (o: Partial<ShadowEntry>): ShadowEntry => ({ hash: 'x', lastChange: 19000, max: 99999, inactive: -1, expire: -1, ...o });
 
 test('ageing: expiry, must-change, expired password, inactivity', () => {
   assert.equal(ageingRefusal(entry({}), 19500), undefined);

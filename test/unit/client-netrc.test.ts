@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseNetrc, findEntry, lookupNetrc } from '../../dist/client/netrc.js';
-import { ClientError } from '../../dist/client/errors.js';
+import { parseNetrc, findEntry, lookupNetrc, type NetrcEntry } from '../../src/client/netrc';
+import { ClientError } from '../../src/client/errors';
 
 const dir = mkdtempSync(join(tmpdir(), 'rexec-netrc-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -38,16 +38,21 @@ test('parse: machines, quoting, macdef skipped, default', () => {
 
 test('find: host in any case, the login must fit a user already chosen, default last', () => {
   const e = parseNetrc(SAMPLE);
-  assert.equal(findEntry(e, 'Alpha', undefined).password, 'p w"d');
-  assert.equal(findEntry(e, 'alpha.example.org', 'root').password, 'secret');
+  const found = (host: string, user: string | undefined): NetrcEntry => {
+    const entry = findEntry(e, host, user);
+    assert.ok(entry, `no entry for ${host} ${user}`);
+    return entry;
+  };
+  assert.equal(found('Alpha', undefined).password, 'p w"d');
+  assert.equal(found('alpha.example.org', 'root').password, 'secret');
   assert.equal(findEntry(e, 'alpha', 'root'), undefined); // neither al's entry nor anon's default fits root
-  assert.equal(findEntry(e, 'alpha', 'anon').password, 'guest');
-  assert.equal(findEntry(e, 'gamma', undefined).login, 'gam'); // a later machine beats the default
-  assert.equal(findEntry(e, 'nowhere', undefined).login, 'anon');
+  assert.equal(found('alpha', 'anon').password, 'guest');
+  assert.equal(found('gamma', undefined).login, 'gam'); // a later machine beats the default
+  assert.equal(found('nowhere', undefined).login, 'anon');
   assert.equal(findEntry(parseNetrc('machine a login x password y'), 'b', undefined), undefined);
 });
 
-function netrc(name, text, mode) {
+function netrc(name: string, text: string, mode: number): string {
   const p = join(dir, name);
   writeFileSync(p, text);
   chmodSync(p, mode);
@@ -63,7 +68,7 @@ test('lookup: a private file gives login and password; a missing one gives nothi
 test('lookup: a password in a file readable by group or others is refused, as ftp does', () => {
   for (const mode of [0o640, 0o604, 0o644, 0o660, 0o610]) {
     const p = netrc(`open-${mode.toString(8)}`, 'machine h login u password pw\n', mode);
-    assert.throws(() => lookupNetrc(p, 'h', undefined), (e) => {
+    assert.throws(() => lookupNetrc(p, 'h', undefined), (e: unknown) => {
       assert.ok(e instanceof ClientError);
       assert.equal(e.exitCode, 2);
       assert.match(e.message, /readable by group or others/);

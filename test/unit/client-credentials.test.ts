@@ -2,37 +2,36 @@
 // the prompt; and that the password is a Buffer the handshake zeroes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { resolveCredentials } from '../../dist/client/credentials.js';
-import { credentialBytes, handshake } from '../../dist/client/handshake.js';
-import { connectToServer } from '../../dist/client/connect.js';
-import { Deadline } from '../../dist/client/deadline.js';
-import { Inbound } from '../../dist/client/inbound.js';
+import { resolveCredentials, type CredentialSources } from '../../src/client/credentials';
+import { credentialBytes, handshake } from '../../src/client/handshake';
+import { connectToServer } from '../../src/client/connect';
+import { Deadline } from '../../src/client/deadline';
+import { Inbound } from '../../src/client/inbound';
+import type { NetrcLookup } from '../../src/client/netrc';
+import { listenEphemeral } from '../harness/sockets';
 
-function sources(over = {}) {
-  const asked = [];
-  const looked = [];
-  return {
-    asked,
-    looked,
-    src: {
-      host: 'h',
-      user: undefined,
-      password: undefined,
-      env: { HOME: '/home/x' },
-      netrc: (path, host, user) => {
-        looked.push([path, host, user]);
-        return over.netrc ?? { login: undefined, password: undefined };
-      },
-      ask: async (prompt) => {
-        asked.push(prompt);
-        return Buffer.from('typed');
-      },
-      localUser: () => 'me',
-      ...over.src,
+/** Credential sources that record what was looked up and asked. */
+function sources(over: { netrc?: NetrcLookup; src?: Partial<CredentialSources> } = {}) {
+  const asked: string[] = [];
+  const looked: [string, string, string | undefined][] = [];
+  const src: CredentialSources = {
+    host: 'h',
+    user: undefined,
+    password: undefined,
+    env: { HOME: '/home/x' },
+    netrc: (path, host, user) => {
+      looked.push([path, host, user]);
+      return over.netrc ?? { login: undefined, password: undefined };
     },
+    ask: async (prompt) => {
+      asked.push(prompt);
+      return Buffer.from('typed');
+    },
+    localUser: () => 'me',
+    ...over.src,
   };
+  return { asked, looked, src };
 }
 
 test('options first: no netrc, no prompt', async () => {
@@ -84,16 +83,15 @@ test('the request bytes; the handshake zeroes the password and sends it once', a
   assert.deepEqual(credentialBytes({ user: 'u', password: Buffer.from('pw') }, 'ls -l'), Buffer.from('u\0pw\0ls -l\0'));
   let received = Buffer.alloc(0);
   const server = createServer((s) => {
-    s.on('data', (d) => {
+    s.on('data', (d: Buffer) => {
       received = Buffer.concat([received, d]);
       if (received.length === Buffer.byteLength('\0u\0secret\0cmd\0')) s.end('\0');
     });
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
+  const port = await listenEphemeral(server);
   const inbound = new Inbound();
   const deadline = new Deadline(5000, '127.0.0.1');
-  const main = await connectToServer('127.0.0.1', server.address().port, 0, deadline, inbound);
+  const main = await connectToServer('127.0.0.1', port, 0, deadline, inbound);
   const password = Buffer.from('secret');
   const r = await handshake(main, inbound, { user: 'u', password }, 'cmd', { noStderr: true, deadline });
   assert.equal(r.status.kind, 'ok');

@@ -3,17 +3,21 @@
 // private /dev/log.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { startWorld, mkpasswd, ROOT } from '../harness/world.mjs';
-import { glibcClient, raw, request } from '../harness/clients.mjs';
-import { FACILITY, SEVERITY } from '../harness/syslog-sink.mjs';
+import { startWorld, mkpasswd, SHIPPED_PAM_SERVICE, type UserSpec, type World } from '../harness/world';
+import { glibcClient, latin1 as text, raw, request } from '../harness/clients';
+import { FACILITY, SEVERITY } from '../harness/syslog-sink';
 
-const SERVICE = readFileSync(join(ROOT, 'etc', 'pam.d', 'rexec'), 'utf8');
-// The same, plus pam_access with a rule on the remote host: IPv4 loopback is denied.
-const WITH_ACCESS = `${SERVICE}\naccount required pam_access.so accessfile=/etc/rexecd-access.conf\n`;
+// Ours, plus pam_access with a rule on the remote host: IPv4 loopback is denied.
+const WITH_ACCESS = `${SHIPPED_PAM_SERVICE}\naccount required pam_access.so accessfile=/etc/rexecd-access.conf\n`;
 const FAST = ['--fail-delay', '0.4'];
-const users = [
+const SERVICES = {
+  pam: FAST,
+  pamlog: [...FAST, '-l', '--log-commands'],
+  empty: [...FAST, '--allow-empty-password'],
+  access: [...FAST, '--pam-service', 'rexec-access'],
+  defaults: [],
+};
+const users: UserSpec[] = [
   { name: 'rxtest', password: 'rxpass' },
   { name: 'rxsha512', password: 'p-sha512', method: 'sha512crypt' },
   { name: 'rxlocked', password: 'rxpass', hash: '!' + mkpasswd('rxpass') },
@@ -21,28 +25,21 @@ const users = [
   { name: 'rxmustchg', password: 'rxpass', shadow: { lastChange: 0 } },
   { name: 'rxempty', password: '', hash: '' },
 ];
-let w;
+let w: World<keyof typeof SERVICES>;
 before(async () => {
   w = await startWorld({
     users,
-    pam: { rexec: SERVICE, 'rexec-access': WITH_ACCESS },
+    pam: { rexec: SHIPPED_PAM_SERVICE, 'rexec-access': WITH_ACCESS },
     etc: {
       environment: 'REXECD_PAM_ENV=from-pam-env\n',
       'rexecd-access.conf': '-:ALL:127.0.0.1\n+:ALL:ALL\n',
     },
-    services: {
-      pam: FAST,
-      pamlog: [...FAST, '-l', '--log-commands'],
-      empty: [...FAST, '--allow-empty-password'],
-      access: [...FAST, '--pam-service', 'rexec-access'],
-      defaults: [],
-    },
+    services: SERVICES,
   });
 });
 after(() => w?.stop());
 
-const text = (b) => b.toString('latin1');
-const login = (service, user, password, command = 'id -un') =>
+const login = (service: keyof typeof SERVICES, user: string, password: string, command = 'id -un') =>
   raw({ port: w.ports[service], steps: [request({ user, password, command })] });
 
 describe('PAM logins (the default method)', () => {
@@ -71,7 +68,7 @@ describe('PAM logins (the default method)', () => {
 });
 
 describe('PAM refusals: the same answer after the same delay; the reason in syslog', () => {
-  const cases = [
+  const cases: [name: string, user: string, password: string, log: RegExp, moduleLog?: RegExp][] = [
     ['wrong password', 'rxtest', 'wrong', /refused user rxtest from 127\.0\.0\.1: PAM: authentication: Authentication failure/],
     ['unknown user', 'nosuchuser', 'x', /refused user nosuchuser from 127\.0\.0\.1: PAM: authentication: /],
     ['locked account', 'rxlocked', 'rxpass', /refused user rxlocked from .*: PAM: authentication: /],
@@ -111,7 +108,7 @@ describe('PAM refusals: the same answer after the same delay; the reason in sysl
   });
 
   test('unknown user and wrong password take the same time (PAM\'s own random delay is replaced)', async () => {
-    const times = { bad: [], unknown: [] };
+    const times: { bad: number[]; unknown: number[] } = { bad: [], unknown: [] };
     for (let i = 0; i < 3; i++) {
       times.bad.push((await login('defaults', 'rxtest', 'wrong')).ms);
       times.unknown.push((await login('defaults', 'nosuchuser', 'wrong')).ms);
@@ -159,7 +156,7 @@ describe('syslog', () => {
 });
 
 describe('without libpam', () => {
-  let nopam;
+  let nopam: World<'auto' | 'pam'>;
   before(async () => {
     nopam = await startWorld({ users: [{ name: 'rxtest', password: 'rxpass' }], hideLibpam: true, services: { auto: FAST, pam: [...FAST, '--auth', 'pam'] } });
   });

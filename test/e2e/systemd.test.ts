@@ -10,16 +10,23 @@ import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startWorld, ROOT, NODE, REXECD } from '../harness/world.mjs';
-import { glibcClient, raw, request } from '../harness/clients.mjs';
-import { socketActivate } from '../harness/launchers.mjs';
+import { startWorld, type World } from '../harness/world';
+import { NODE, REXECD, ROOT } from '../harness/paths';
+import { glibcClient, raw, request, type ClientResult } from '../harness/clients';
+import { socketActivate, type Launched } from '../harness/launchers';
 
 const ARGS = ['--auth', 'shadow', '--fail-delay', '0.3'];
 // Passed by systemd-socket-activate to rexecd on top of its own LISTEN_* variables:
 // none of it may reach the command.
 const MARKER = { REXECD_TEST_MARKER: 'leaked' };
-let w;
-const launchers = {};
+let w: World<never>;
+const launchers: Partial<Record<'inetd' | 'native' | 'native6' | 'stale', Launched>> = {};
+/** A launcher started by before() (throws if it failed to start). */
+const launcher = (name: keyof typeof launchers): Launched => {
+  const l = launchers[name];
+  if (!l) throw new Error(`launcher ${name} did not start`);
+  return l;
+};
 
 before(async () => {
   w = await startWorld({ users: [{ name: 'sdtest', password: 'sd-pass' }], services: {} });
@@ -33,23 +40,32 @@ before(async () => {
   launchers.stale = await socketActivate(w, { inetd: true, args: ARGS, setenv: { ...MARKER, LISTEN_FDS: '1', LISTEN_PID: '1', LISTEN_FDNAMES: 'connection' } });
 });
 after(async () => {
-  for (const l of Object.values(launchers)) await l.stop();
+  for (const l of Object.values(launchers)) await l.proc.stop();
   await w?.stop();
 });
 
 // The command shows its descriptors, its environment, writes to stderr and hashes stdin.
 const PROBE = 'ls -l /proc/$$/fd; echo ==env; env; echo to-stderr >&2; echo ==stdin; sha256sum';
 
-function parseProbe(stdout) {
+/** What PROBE printed, taken apart. */
+interface Probe {
+  /** fd number to what /proc says it is. */
+  readonly fds: Readonly<Record<string, string>>;
+  readonly env: Readonly<Record<string, string>>;
+  readonly stdinHash: string | undefined;
+  readonly text: string;
+}
+
+function parseProbe(stdout: Buffer): Probe {
   const text = stdout.toString();
-  const [fdPart, rest] = text.split('==env\n');
-  const [envPart, stdinPart] = rest.split('==stdin\n');
-  const fds = {};
+  const [fdPart = '', rest = ''] = text.split('==env\n');
+  const [envPart = '', stdinPart = ''] = rest.split('==stdin\n');
+  const fds: Record<string, string> = {};
   for (const line of fdPart.split('\n')) {
-    const m = / (\d+) -> (.+)$/.exec(line);
-    if (m) fds[m[1]] = m[2];
+    const [, fd, what] = / (\d+) -> (.+)$/.exec(line) ?? [];
+    if (fd !== undefined && what !== undefined) fds[fd] = what;
   }
-  const env = {};
+  const env: Record<string, string> = {};
   for (const line of envPart.split('\n')) {
     const eq = line.indexOf('=');
     if (eq > 0) env[line.slice(0, eq)] = line.slice(eq + 1);
@@ -57,7 +73,7 @@ function parseProbe(stdout) {
   return { fds, env, stdinHash: stdinPart.split(' ')[0], text };
 }
 
-async function probe(launcher, { stderrChannel = true } = {}) {
+async function probe(launcher: Launched, { stderrChannel = true } = {}): Promise<Probe & { r: ClientResult; inputHash: string }> {
   const input = randomBytes(300_000);
   const r = await glibcClient({
     port: launcher.port,
@@ -69,19 +85,19 @@ async function probe(launcher, { stderrChannel = true } = {}) {
     stderrChannel,
     input,
   });
-  assert.equal(r.code, 0, `client failed: ${r.stderr}\nlauncher: ${launcher.output()}`);
+  assert.equal(r.code, 0, `client failed: ${r.stderr.toString()}\nlauncher: ${launcher.proc.output()}`);
   const p = parseProbe(r.stdout);
   return { ...p, r, inputHash: createHash('sha256').update(input).digest('hex') };
 }
 
-function assertCommandWorld(p, rhost, { stderrChannel = true } = {}) {
+function assertCommandWorld(p: Probe & { r: ClientResult; inputHash: string }, rhost: string, { stderrChannel = true } = {}) {
   // fds 0 and 1 are the one connection, fd 2 the stderr channel (or the connection);
   // nothing else: systemd's fd 3 is not passed on to the command.
   assert.deepEqual(Object.keys(p.fds).sort(), ['0', '1', '2'], p.text);
-  assert.match(p.fds[0], /^socket:\[\d+\]$/);
+  assert.match(p.fds[0] ?? '', /^socket:\[\d+\]$/);
   assert.equal(p.fds[1], p.fds[0]);
   if (stderrChannel) {
-    assert.match(p.fds[2], /^socket:\[\d+\]$/);
+    assert.match(p.fds[2] ?? '', /^socket:\[\d+\]$/);
     assert.notEqual(p.fds[2], p.fds[0]);
     assert.equal(p.r.stderr.toString(), 'to-stderr\n');
   } else {
@@ -91,14 +107,14 @@ function assertCommandWorld(p, rhost, { stderrChannel = true } = {}) {
   // The environment is rexecd's own, built from scratch (SPEC §4); sh adds PWD.
   assert.deepEqual(Object.keys(p.env).sort(), ['HOME', 'LOGNAME', 'PATH', 'PWD', 'RHOST', 'SHELL', 'USER'], p.text);
   assert.equal(p.env.USER, 'sdtest');
-  assert.equal(p.env.HOME, w.users.sdtest.home);
+  assert.equal(p.env.HOME, w.user('sdtest').home);
   assert.equal(p.env.RHOST, rhost);
   assert.equal(p.env.PATH, '/usr/local/bin:/usr/bin:/bin');
   // stdin: every byte after the request reached the command.
   assert.equal(p.stdinHash, p.inputHash);
 }
 
-async function refusal(launcher) {
+async function refusal(launcher: Launched) {
   const r = await raw({ port: launcher.port, host: launcher.host, steps: [request({ user: 'sdtest', password: 'wrong', command: 'id' })] });
   assert.equal(r.main.toString('latin1'), '\x01Login incorrect.\n');
   assert.equal(r.mainClosed, 'eof');
@@ -106,17 +122,17 @@ async function refusal(launcher) {
 
 describe('systemd-socket-activate --accept --inetd (StandardInput=socket)', () => {
   test('a login: connection on fds 0/1, stderr channel on 2, clean environment, stdin intact', async () => {
-    assertCommandWorld(await probe(launchers.inetd), '127.0.0.1');
+    assertCommandWorld(await probe(launcher('inetd')), '127.0.0.1');
     await w.waitLog(/user sdtest from 127\.0\.0\.1$/);
   });
 
   test('a refusal is the one diagnostic on the connection', async () => {
-    await refusal(launchers.inetd);
+    await refusal(launcher('inetd'));
     await w.waitLog(/refused user sdtest from 127\.0\.0\.1/);
   });
 
   test('LISTEN_* variables for another pid are ignored (fd 0 served) and not passed on', async () => {
-    const p = await probe(launchers.stale);
+    const p = await probe(launcher('stale'));
     assertCommandWorld(p, '127.0.0.1');
     assert.equal(Object.keys(p.env).filter((k) => k.startsWith('LISTEN_')).length, 0);
   });
@@ -124,19 +140,19 @@ describe('systemd-socket-activate --accept --inetd (StandardInput=socket)', () =
 
 describe('systemd-socket-activate --accept (native: fd 3, LISTEN_FDS=1)', () => {
   test('a login: the command gets the connection as fds 0/1 and no LISTEN_* variable', async () => {
-    const p = await probe(launchers.native);
+    const p = await probe(launcher('native'));
     assertCommandWorld(p, '127.0.0.1');
     for (const k of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'REXECD_TEST_MARKER']) assert.equal(p.env[k], undefined, k);
   });
 
   test('IPv6 (::1) without a stderr channel: stderr on the connection', async () => {
-    assertCommandWorld(await probe(launchers.native6, { stderrChannel: false }), '::1', { stderrChannel: false });
+    assertCommandWorld(await probe(launcher('native6'), { stderrChannel: false }), '::1', { stderrChannel: false });
     await w.waitLog(/user sdtest from ::1$/);
   });
 
   test('a refusal is the one diagnostic on the connection (fd 3)', async () => {
-    await refusal(launchers.native);
-    await refusal(launchers.native6);
+    await refusal(launcher('native'));
+    await refusal(launcher('native6'));
   });
 
   test('what rexecd was handed: the connection on fd 3, /dev/null on fd 0, LISTEN_FDS=1 and its pid', () => {
@@ -156,14 +172,13 @@ describe('etc/systemd unit files', () => {
   const dir = join(ROOT, 'etc', 'systemd');
   const socket = readFileSync(join(dir, 'rexec.socket'), 'utf8');
   const service = readFileSync(join(dir, 'rexec@.service'), 'utf8');
-  const settings = (text) => {
-    const out = {};
+  const settings = (text: string): Record<string, string> => {
+    const out: Record<string, string> = {};
     let section = '';
     for (const line of text.split('\n')) {
-      const s = /^\[(\w+)\]$/.exec(line);
-      if (s) section = s[1];
-      const kv = /^(\w+)=(.*)$/.exec(line);
-      if (kv) out[`${section}.${kv[1]}`] = kv[2];
+      section = /^\[(\w+)\]$/.exec(line)?.[1] ?? section;
+      const [, key, value] = /^(\w+)=(.*)$/.exec(line) ?? [];
+      if (key !== undefined && value !== undefined) out[`${section}.${key}`] = value;
     }
     return out;
   };
@@ -186,6 +201,6 @@ describe('etc/systemd unit files', () => {
     assert.equal(s['Service.StandardInput'], 'socket');
     assert.ok(s['Service.StandardError'] === undefined || s['Service.StandardError'] === 'socket');
     assert.equal(s['Unit.CollectMode'], 'inactive-or-failed');
-    assert.match(s['Service.ExecStart'], /rexecd/);
+    assert.match(s['Service.ExecStart'] ?? '', /rexecd/);
   });
 });

@@ -4,9 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { USAGE } from '../../dist/options.js';
-import { Diagnostic } from '../../dist/protocol/diagnostics.js';
-import { ROOT } from '../harness/world.mjs';
+import { USAGE } from '../../src/options';
+import { Diagnostic } from '../../src/protocol/diagnostics';
+import { ROOT } from '../harness/paths';
 
 const PAGE = join(ROOT, 'man', 'rexecd.8');
 const rendered = (() => {
@@ -30,8 +30,8 @@ test('the sections an administrator looks for are there', () => {
 });
 
 test('every option of rexecd --help is documented', () => {
-  const options = [...USAGE.matchAll(/^ {2}(-\w, )?(--?[\w-]+)/gm)].flatMap((m) => [m[1]?.slice(0, 2), m[2]]).filter(Boolean);
-  assert.ok(options.length >= 15, `found only ${options}`);
+  const options = [...USAGE.matchAll(/^ {2}(-\w, )?(--?[\w-]+)/gm)].flatMap((m) => [m[1]?.slice(0, 2), m[2]]).filter((o): o is string => Boolean(o));
+  assert.ok(options.length >= 15, `found only ${options.join(' ')}`);
   for (const o of options) assert.ok(rendered.text.includes(o), `${o} is not in the man page`);
 });
 

@@ -9,19 +9,22 @@ import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { chmodSync, closeSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startWorld } from '../harness/world.mjs';
-import { runRexec, runOnPty } from '../harness/rexec-cli.mjs';
+import { startWorld, type World } from '../harness/world';
+import { latin1 as text } from '../harness/clients';
+import { runRexec, runOnPty, type RexecOptions, type PtyOptions } from '../harness/rexec-cli';
+import { dial, hostPort, listenEphemeral, sleep } from '../harness/sockets';
 
 const USER = 'rxcli';
 const PASSWORD = 'wonder-7';
 const BIG = 100 * 1000 * 1000;
-let w;
-let home; // a HOME for the client, with or without a .netrc
-let bigHash;
-let idleRssKb;
+type ServerName = 'ours' | 'c';
+let w: World<ServerName>;
+let home: string; // a HOME for the client, with or without a .netrc
+let bigHash: string;
+let idleRssKb: number;
 
 before(async () => {
   w = await startWorld({
@@ -33,7 +36,7 @@ before(async () => {
   // 100 MB of noise in the user's home, for both directions.
   const big = randomBytes(BIG);
   bigHash = createHash('sha256').update(big).digest('hex');
-  writeFileSync(join(w.users[USER].home, 'big.bin'), big, { mode: 0o644 });
+  writeFileSync(join(w.user(USER).home, 'big.bin'), big, { mode: 0o644 });
   writeFileSync(join(home, 'big.bin'), big);
   // The client's own footprint, idle, to compare the transfers with.
   const idle = await rexec('ours', ['sleep 0.6']);
@@ -45,15 +48,13 @@ after(async () => {
   if (home) rmSync(home, { recursive: true, force: true });
 });
 
-const env = (extra = {}) => ({ PATH: process.env.PATH, HOME: home, ...extra });
-const text = (b) => b.toString('latin1');
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, HOME: home, ...extra });
 /** rexec -l USER -p PASSWORD [opts] 127.0.0.1:PORT command */
-function rexec(server, command, { opts = [], host = '127.0.0.1', ...o } = {}) {
-  const where = host.includes(':') ? `[${host}]:${w.ports[server]}` : `${host}:${w.ports[server]}`;
-  return runRexec({ args: ['-l', USER, '-p', PASSWORD, ...opts, where, ...command], env: env(), ...o });
+function rexec(server: ServerName, command: readonly string[], { opts = [], host = '127.0.0.1', ...o }: Omit<RexecOptions, 'args'> & { opts?: readonly string[]; host?: string } = {}) {
+  return runRexec({ args: ['-l', USER, '-p', PASSWORD, ...opts, hostPort(host, w.ports[server]), ...command], env: env(), ...o });
 }
 
-for (const server of ['ours', 'c']) {
+for (const server of ['ours', 'c'] as const) {
   describe(`against ${server === 'ours' ? 'our rexecd' : "Debian's C in.rexecd"}`, () => {
     test('stdout and stderr stay apart; COMMAND words are joined by spaces', async () => {
       const r = await rexec(server, ['echo', 'out;', 'echo err >&2;', 'id', '-un']);
@@ -85,7 +86,7 @@ for (const server of ['ours', 'c']) {
       // The server's kernel resets the connection when the command exits with input
       // unread; a client that dies on the failed write loses what was still queued.
       const lines = Buffer.from(Array.from({ length: 400000 }, (_, i) => `${i + 1}\n`).join(''));
-      for (const [command, expected] of [['echo hi', 'hi\n'], ['head -1', '1\n'], ['head -c 3', '1\n2']]) {
+      for (const [command, expected] of [['echo hi', 'hi\n'], ['head -1', '1\n'], ['head -c 3', '1\n2']] as const) {
         const r = await rexec(server, [command], { input: lines });
         assert.equal(r.code, 0, text(r.stderr));
         assert.equal(text(r.stdout), expected, command);
@@ -93,7 +94,7 @@ for (const server of ['ours', 'c']) {
     });
 
     test('our stdout closed (| head): exit 141 quietly; a full disk: exit 2, said', async () => {
-      const piped = await rexec(server, ['yes'], { onSpawn: (c) => c.stdout.once('data', () => c.stdout.destroy()) });
+      const piped = await rexec(server, ['yes'], { onSpawn: (c) => c.stdout?.once('data', () => c.stdout?.destroy()) });
       assert.equal(piped.code, 141);
       assert.equal(text(piped.stderr), '');
       const full = openSync('/dev/full', 'w');
@@ -140,7 +141,7 @@ for (const server of ['ours', 'c']) {
 
 describe('credentials', () => {
   const target = () => `127.0.0.1:${w.ports.ours}`;
-  const netrc = (content, mode = 0o600) => {
+  const netrc = (content: string, mode = 0o600) => {
     writeFileSync(join(home, '.netrc'), content);
     chmodSync(join(home, '.netrc'), mode);
   };
@@ -189,19 +190,15 @@ describe('credentials', () => {
   });
 
   test('-p does not stay visible in ps', async () => {
-    let pid;
-    const seen = [];
+    const seen: string[] = [];
     const r = await runRexec({
       args: ['-l', USER, '-p', PASSWORD, target(), 'echo started; sleep 0.5'],
       env: env(),
-      onSpawn: (c) => {
-        pid = c.pid;
-        c.stdout.once('data', () => seen.push(readFileSync(`/proc/${pid}/cmdline`, 'latin1')));
-      },
+      onSpawn: (c) => c.stdout?.once('data', () => seen.push(readFileSync(`/proc/${c.pid}/cmdline`, 'latin1'))),
     });
     assert.equal(r.code, 0, text(r.stderr));
     assert.equal(seen.length, 1);
-    assert.ok(!seen[0].includes(PASSWORD), JSON.stringify(seen[0]));
+    assert.ok(!seen[0]?.includes(PASSWORD), JSON.stringify(seen[0]));
   });
 });
 
@@ -230,11 +227,12 @@ describe('the password prompt on a terminal', () => {
     assert.match(r.output, /Login incorrect\.\r\n$/);
   });
 
-  for (const [how, spec, status] of [
+  const interruptions: [how: string, spec: Pick<PtyOptions, 'answer' | 'signal'>, status: number][] = [
     ['Ctrl-C', { answer: '\x03' }, 130],
     ['SIGTERM', { signal: 'SIGTERM' }, 143],
     ['SIGHUP', { signal: 'SIGHUP' }, 129],
-  ]) {
+  ];
+  for (const [how, spec, status] of interruptions) {
     test(`${how} at the prompt: echo is back on, exit ${status}`, async () => {
       const r = await runOnPty({ args: args(), env: env(), ...spec });
       assert.equal(r.exit, status, r.output);
@@ -245,18 +243,38 @@ describe('the password prompt on a terminal', () => {
   }
 });
 
-/** A scripted rexec server on loopback: handler(main, fields) with a field reader. */
-async function scripted(host, handler) {
-  const results = {};
+/** Reads the request a field at a time, as a scripted server needs it. */
+interface FieldReader {
+  /** The next NUL-terminated field (waits for it). */
+  field(): Promise<string>;
+  /** Bytes received and not yet read as a field. */
+  pending(): number;
+}
+
+/** What a scripted server's handler found out, for the test to check. */
+interface Findings {
+  error?: unknown;
+  listening?: string;
+  sentBeforeConnectBack?: number;
+  strayGotData?: boolean;
+  strayClosedMs?: number;
+  fields?: string[];
+}
+
+type Handler = (main: Socket, reader: FieldReader, results: Findings) => Promise<void>;
+
+/** A scripted rexec server on loopback: handler(main, fields, results) for each connection. */
+async function scripted(host: string, handler: Handler) {
+  const results: Findings = {};
   const server = createServer(async (sock) => {
     let buf = Buffer.alloc(0);
     let wake = () => {};
-    sock.on('data', (d) => {
+    sock.on('data', (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
       wake();
     });
     sock.on('error', () => {});
-    const field = async () => {
+    const field = async (): Promise<string> => {
       for (;;) {
         const nul = buf.indexOf(0);
         if (nul >= 0) {
@@ -264,7 +282,7 @@ async function scripted(host, handler) {
           buf = buf.subarray(nul + 1);
           return v;
         }
-        await new Promise((r) => (wake = r));
+        await new Promise<void>((resolve) => (wake = resolve));
       }
     };
     try {
@@ -274,17 +292,9 @@ async function scripted(host, handler) {
       sock.destroy();
     }
   });
-  server.listen(0, host);
-  await once(server, 'listening');
-  return { port: server.address().port, results, close: () => server.close() };
+  const port = await listenEphemeral(server, host);
+  return { port, results, close: () => server.close() };
 }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const dial = (port, host, localAddress) =>
-  new Promise((resolve, reject) => {
-    const s = connect({ port, host, localAddress });
-    s.once('connect', () => resolve(s));
-    s.once('error', reject);
-  });
 
 describe('protocol order and the stderr listener (scripted server)', () => {
   for (const host of ['127.0.0.1', '::1']) {
@@ -315,11 +325,11 @@ describe('protocol order and the stderr listener (scripted server)', () => {
       assert.equal(text(r.stdout), 'hello from main\n');
       assert.equal(text(r.stderr), 'hello from stderr\n');
       const bracketed = host.includes(':') ? `[${host}]` : host;
-      assert.match(srv.results.listening, new RegExp(`^LISTEN .* ${bracketed.replace(/[[\]]/g, '\\$&')}:\\d+ `), srv.results.listening);
-      assert.equal(srv.results.listening.trim().split('\n').length, 1, 'one listener, on that address only');
+      assert.match(srv.results.listening ?? '', new RegExp(`^LISTEN .* ${bracketed.replace(/[[\]]/g, '\\$&')}:\\d+ `), srv.results.listening);
+      assert.equal(srv.results.listening?.trim().split('\n').length, 1, 'one listener, on that address only');
       assert.equal(srv.results.sentBeforeConnectBack, 0, 'nothing after the port field before the connect-back');
       assert.deepEqual(srv.results.fields, ['u', 'pw', 'the command']);
-      if (host === '127.0.0.1') assert.ok(srv.results.strayClosedMs < 3000, `stray closed after ${srv.results.strayClosedMs} ms`);
+      if (host === '127.0.0.1') assert.ok((srv.results.strayClosedMs ?? Infinity) < 3000, `stray closed after ${srv.results.strayClosedMs} ms`);
     });
   }
 
@@ -346,7 +356,7 @@ describe('protocol order and the stderr listener (scripted server)', () => {
     assert.equal(r.code, 1);
     const [first, second] = text(r.stderr).split('\n');
     assert.equal(first, "Can't connect to stderr port.");
-    assert.match(second, /^rexec: .*-e does without that connection$/);
+    assert.match(second ?? '', /^rexec: .*-e does without that connection$/);
   });
 
   test('a server that closes instead of connecting back: exit 1, said so', async () => {

@@ -5,12 +5,24 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { startWorld, mkpasswd, NODE, REXECD } from '../harness/world.mjs';
-import { glibcClient, raw, request } from '../harness/clients.mjs';
+import { startWorld, mkpasswd, type UserSpec, type World } from '../harness/world';
+import { NODE, REXECD } from '../harness/paths';
+import { glibcClient, latin1 as text, raw, request, type GlibcClientOptions, type RequestFields } from '../harness/clients';
+import { SHELL_ENVIRONMENT, SHELL_SIGNALS } from '../harness/commands';
 
 const FAST = ['--auth', 'shadow', '--fail-delay', '0.3'];
-let w;
-const users = [
+const SERVICES = {
+  shadow: FAST,
+  root: [...FAST, '--allow-root'],
+  empty: [...FAST, '--allow-empty-password'],
+  deny: [...FAST, '--deny-file', '/etc/rexecd.deny'],
+  slow: [...FAST, '--timeout', '1.5'],
+  defaults: ['--auth', 'shadow'],
+  badopt: ['--no-such-option'],
+};
+type ServiceName = keyof typeof SERVICES;
+let w: World<ServiceName>;
+const users: UserSpec[] = [
   { name: 'rxtest', password: 'rxpass', groups: [['rxextra', 4300], ['rxmore', 4301]] },
   { name: 'rxsha512', password: 'p-sha512', method: 'sha512crypt' },
   { name: 'rxsha256', password: 'p-sha256', method: 'sha256crypt' },
@@ -36,25 +48,17 @@ before(async () => {
   w = await startWorld({
     users,
     etc: { 'rexecd.deny': '# test deny list\nrxdenied  # this one\n\n' },
-    services: {
-      shadow: FAST,
-      root: [...FAST, '--allow-root'],
-      empty: [...FAST, '--allow-empty-password'],
-      deny: [...FAST, '--deny-file', '/etc/rexecd.deny'],
-      slow: [...FAST, '--timeout', '1.5'],
-      defaults: ['--auth', 'shadow'],
-      badopt: ['--no-such-option'],
-    },
+    services: SERVICES,
   });
 });
 after(() => w?.stop());
 
-const run = (o) => glibcClient({ port: w.ports[o.service ?? 'shadow'], user: 'rxtest', password: 'rxpass', ...o });
-const rawReq = (service, fields, opts = {}) =>
-  raw({ port: w.ports[service], stderr: opts.stderr, steps: (p) => [request({ port: opts.stderr ? String(p) : '', ...fields }), ...(opts.after ?? [])], timeout: opts.timeout });
-const text = (b) => b.toString('latin1');
-/** The shell's blocked and ignored signals, read with builtins only (no child, so dash's own masking in wait() stays out). */
-const SHELL_SIGNALS = 'while read -r k v; do case $k in SigBlk:|SigIgn:) echo "$k$v";; esac; done < /proc/$$/status';
+/** The glibc client as rxtest (unless o says otherwise), to the shadow service (unless o.service). */
+const run = (o: Partial<GlibcClientOptions> & { command: string; service?: ServiceName }) =>
+  glibcClient({ port: w.ports[o.service ?? 'shadow'], user: 'rxtest', password: 'rxpass', ...o });
+/** One request over a raw connection; with stderr, a stderr listener and its port in the request. */
+const rawReq = (service: ServiceName, fields: RequestFields, { stderr = false } = {}) =>
+  raw({ port: w.ports[service], stderr, steps: (p) => [request({ port: stderr ? String(p) : '', ...fields })] });
 
 describe('successful logins', () => {
   test('stdout on the connection, stderr on the stderr channel', async () => {
@@ -101,14 +105,14 @@ describe('successful logins', () => {
   });
 
   test('the command gets exactly the documented environment', async () => {
-    const r = await run({ command: "tr '\\0' '\\n' < /proc/$$/environ | sort" });
-    const home = w.users.rxtest.home;
+    const r = await run({ command: SHELL_ENVIRONMENT });
+    const home = w.user('rxtest').home;
     assert.equal(text(r.stdout), [`HOME=${home}`, 'LOGNAME=rxtest', 'PATH=/usr/local/bin:/usr/bin:/bin', 'RHOST=127.0.0.1', 'SHELL=/bin/sh', 'USER=rxtest', ''].join('\n'));
   });
 
   test('the user, the supplementary groups, the home directory and umask 022', async () => {
     const r = await run({ command: 'id -u; id -G; pwd; umask' });
-    const u = w.users.rxtest;
+    const u = w.user('rxtest');
     assert.equal(text(r.stdout), `${u.uid}\n${u.gid} 4300 4301\n${u.home}\n0022\n`);
   });
 
@@ -213,7 +217,7 @@ describe('diagnostics', () => {
 });
 
 describe('refusals: one answer, the same delay, the real reason in the log', () => {
-  const cases = [
+  const cases: [name: string, user: string, password: string, log: RegExp][] = [
     ['wrong password', 'rxtest', 'wrong', /refused user rxtest from 127\.0\.0\.1: bad password/],
     ['unknown user', 'nosuchuser', 'rxpass', /refused user nosuchuser from 127\.0\.0\.1: unknown user/],
     ['empty user name', '', 'rxtest', /refused user  from 127\.0\.0\.1: unknown user/],
@@ -284,7 +288,7 @@ describe('deadline and disconnects', () => {
     assert.ok(r.ms < 3500, `${r.ms} ms`);
   });
 
-  const steps = [
+  const steps: [field: string, bytes: Buffer[]][] = [
     ['port', [Buffer.from('12')]],
     ['user', [Buffer.from('\0rxt')]],
     ['password', [Buffer.from('\0rxtest\0rx')]],
