@@ -57,8 +57,8 @@ interface Ports {
 type Outcome =
   /** The diagnostic for a field that breaks the rules. */
   | { readonly kind: 'refuse'; readonly text: string; readonly stage: Field }
-  /** A valid port where nobody listens: the connect-back fails. */
-  | { readonly kind: 'refuse'; readonly text: typeof DIAG.connect; readonly stage: 'connect' }
+  /** A valid port where nobody listens: the connect-back, right after the port field, fails. */
+  | { readonly kind: 'refuse'; readonly text: typeof DIAG.connect; readonly stage: 'connect'; readonly portEnd: number }
   /** Nothing yet: the bytes end inside stage. */
   | { readonly kind: 'incomplete'; readonly stage: Field }
   /** A whole request, length bytes long. */
@@ -87,7 +87,7 @@ function model(bytes: Buffer, ports: Ports): Outcome {
     if (name === 'port') {
       const n = value.length ? Number(value.toString('latin1')) : 0;
       if (n !== 0 && (n < 1024 || n > 65535)) return { kind: 'refuse', text: DIAG.port, stage: 'port' };
-      if (n !== 0 && n === ports.closed) return { kind: 'refuse', text: DIAG.connect, stage: 'connect' };
+      if (n !== 0 && n === ports.closed) return { kind: 'refuse', text: DIAG.connect, stage: 'connect', portEnd: off };
       portNumber = n;
     }
   }
@@ -242,8 +242,12 @@ type Fed =
   | { readonly kind: 'incomplete'; readonly stage: FieldName; readonly consumed: number }
   | { readonly kind: 'request'; readonly fields: Readonly<Partial<Record<FieldName, Buffer>>>; readonly consumed: number };
 
-/** The connection's loop (src/io/connection.ts readField) without the socket, cut where cuts say. */
-function feed(bytes: Buffer, cuts: readonly number[]): Fed {
+/**
+ * The connection's loop (src/io/connection.ts readField) without the socket, cut
+ * where cuts say, and the session's step after the port field (SPEC §2.1-2.2): a bad
+ * port is refused; a valid one is connected back to, which fails where refuses(port).
+ */
+function feed(bytes: Buffer, cuts: readonly number[], refuses: (port: number) => boolean): Fed {
   let off = 0;
   const fields: Partial<Record<FieldName, Buffer>> = {};
   let chunk = 0;
@@ -256,8 +260,11 @@ function feed(bytes: Buffer, cuts: readonly number[]): Fed {
       if (step.kind === 'refuse') return { kind: 'refuse', text: step.diagnostic, stage: name, consumed: off };
       if (step.kind === 'field') {
         fields[name] = step.value;
-        // The session's next step: the port's meaning (SPEC §2.1).
-        if (name === 'port' && parseStderrPort(step.value).kind === 'bad') return { kind: 'refuse', text: DIAG.port, stage: name, consumed: off };
+        if (name === 'port') {
+          const port = parseStderrPort(step.value);
+          if (port.kind === 'bad') return { kind: 'refuse', text: DIAG.port, stage: name, consumed: off };
+          if (port.kind === 'port' && refuses(port.port)) return { kind: 'refuse', text: DIAG.connect, stage: 'connect', consumed: off };
+        }
         break;
       }
       if (end >= bytes.length) return { kind: 'incomplete', stage: name, consumed: off };
@@ -276,7 +283,7 @@ test(`parser: ${PARSER_CASES} generated requests in random chunks agree with the
   for (let i = 0; i < PARSER_CASES; i++) {
     const c = next();
     const cuts = Array.from({ length: Math.floor(rnd() * 6) }, () => Math.floor(rnd() * (c.bytes.length + 1))).sort((x, y) => x - y);
-    const got = feed(c.bytes, cuts);
+    const got = feed(c.bytes, cuts, (port) => port === ports.closed);
     const want = c.expect;
     const where = `case ${i} (${c.kind}) ${JSON.stringify(c.bytes.subarray(0, 80).toString('latin1'))}`;
     if (want.kind === 'request') {
@@ -288,12 +295,10 @@ test(`parser: ${PARSER_CASES} generated requests in random chunks agree with the
       assert.equal(portField.length ? Number(portField.toString('latin1')) : 0, want.portNumber, where);
       saw('request');
     } else if (want.kind === 'refuse') {
-      // "Can't connect" is the session's: the reader has handed out a valid port.
-      if (want.stage === 'connect') assert.ok(got.kind === 'request' || got.kind === 'incomplete' || got.kind === 'refuse', where);
-      else {
-        if (got.kind !== 'refuse') assert.fail(`${where}: expected ${JSON.stringify(want.text)}, got ${JSON.stringify(got)}`);
-        assert.deepEqual([got.text, got.stage], [want.text, want.stage], where);
-      }
+      if (got.kind !== 'refuse') assert.fail(`${where}: expected ${JSON.stringify(want.text)}, got ${JSON.stringify(got)}`);
+      assert.deepEqual([got.text, got.stage], [want.text, want.stage], where);
+      // The connect-back comes right after the port field: nothing past its NUL is read before it.
+      if (want.stage === 'connect') assert.equal(got.consumed, want.portEnd, where);
       assert.ok(got.consumed <= c.bytes.length, where);
       saw(want.text);
     } else {
@@ -304,7 +309,7 @@ test(`parser: ${PARSER_CASES} generated requests in random chunks agree with the
     }
   }
   console.log(`# parser outcomes: ${JSON.stringify(seen)}`);
-  for (const k of ['request', DIAG.port, DIAG.user, DIAG.password, DIAG.command, 'incomplete port', 'incomplete command']) assert.ok((seen[k] ?? 0) > 0, `the generator never made: ${k}`);
+  for (const k of ['request', DIAG.port, DIAG.connect, DIAG.user, DIAG.password, DIAG.command, 'incomplete port', 'incomplete command']) assert.ok((seen[k] ?? 0) > 0, `the generator never made: ${k}`);
 });
 
 // ------------------------------------------------------------------ over sockets
