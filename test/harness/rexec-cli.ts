@@ -6,6 +6,11 @@ import type { Readable } from 'node:stream';
 import { NODE, REXEC } from './paths';
 import { memoryKb, pidOf } from './processes';
 
+/** Where a command runs: here, or inside a world's mount namespace (its /etc). */
+export interface Namespace {
+  inside(argv: readonly string[]): string[];
+}
+
 export interface RexecOptions {
   /** The command line after `rexec`. */
   readonly args: readonly string[];
@@ -26,6 +31,8 @@ export interface RexecOptions {
   /** Start in a new session, without a controlling terminal. */
   readonly detached?: boolean;
   readonly timeout?: number;
+  /** Run rexec inside this namespace (nsenter execs it: the pid is rexec's). */
+  readonly namespace?: Namespace;
   /** Called at once with the child. */
   readonly onSpawn?: (child: ChildProcess) => void;
 }
@@ -44,11 +51,18 @@ export interface RexecResult {
 
 const DEFAULT_ENV = { PATH: process.env.PATH, HOME: '/nonexistent' };
 
+/** argv to run rexec with args, in a namespace or here. */
+function rexecArgv(args: readonly string[], namespace: Namespace | undefined): [string, string[]] {
+  const argv = [NODE, REXEC, ...args];
+  return namespace ? ['nsenter', namespace.inside(argv)] : [NODE, argv.slice(1)];
+}
+
 /** Run rexec. */
-export function runRexec({ args, env, input, stdin, stdoutFd, holdStdin = false, hashStdout = false, pauseStdout = 0, detached = false, timeout = 30000, onSpawn }: RexecOptions): Promise<RexecResult> {
+export function runRexec({ args, env, input, stdin, stdoutFd, holdStdin = false, hashStdout = false, pauseStdout = 0, detached = false, timeout = 30000, namespace, onSpawn }: RexecOptions): Promise<RexecResult> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [REXEC, ...args], {
+    const [command, argv] = rexecArgv(args, namespace);
+    const child = spawn(command, argv, {
       stdio: [stdin ?? (input === undefined ? 'ignore' : 'pipe'), stdoutFd ?? 'pipe', 'pipe'],
       env: env ?? DEFAULT_ENV,
       detached,
