@@ -3,10 +3,13 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startWorld, freePort, type World } from '../harness/world';
-import { NODE, REXECD } from '../harness/paths';
+import { NODE, REXECD, REXECD_KOFFI } from '../harness/paths';
 import { glibcClient, latin1 as text, raw, request } from '../harness/clients';
 import { SHELL_SIGNALS } from '../harness/commands';
 import { startListener, type Launched } from '../harness/launchers';
@@ -130,11 +133,25 @@ test('SIGTERM stops accepting and exits; no process of it stays behind', async (
 });
 
 test('run as a normal user, it says what it can and cannot do', async () => {
-  const port = await freePort();
-  const rexecd = new Watched('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', 'env', '-i', NODE, REXECD, '--listen', `127.0.0.1:${port}`]);
-  await rexecd.waitFor('Run it as root');
-  await rexecd.stop();
-  assert.match(rexecd.output(), /not running as root \(uid 65534\): rexecd cannot become other users here, so only\s+nobody can log in, and only through PAM/);
+  // uid 65534 must reach node and the bundle wherever the checkout is (a fresh root's
+  // /root is mode 700): a copy of the bundle and of koffi's native module, and node
+  // bind-mounted in a private mount namespace, in a directory anyone can read.
+  const dir = mkdtempSync(join(tmpdir(), 'rexecd-nobody-'));
+  try {
+    cpSync(REXECD, join(dir, 'rexecd.cjs'));
+    cpSync(REXECD_KOFFI, join(dir, 'koffi'), { recursive: true });
+    writeFileSync(join(dir, 'node'), '');
+    // Readable by all, whatever the umask made of the copies.
+    execFileSync('chmod', ['-R', 'a+rX', dir]);
+    const port = await freePort();
+    const asNobody = ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', 'env', '-i', join(dir, 'node'), join(dir, 'rexecd.cjs'), '--listen', `127.0.0.1:${port}`];
+    const rexecd = new Watched('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" "$2" && shift 2 && exec "$@"', 'sh', NODE, join(dir, 'node'), ...asNobody]);
+    await rexecd.waitFor('Run it as root');
+    await rexecd.stop();
+    assert.match(rexecd.output(), /not running as root \(uid 65534\): rexecd cannot become other users here, so only\s+nobody can log in, and only through PAM/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('-l under --listen logs each connection once (by the listener)', async () => {
