@@ -4,7 +4,7 @@
 // accept() and whose backlog can be filled (a connect to it then hangs in SYN_SENT),
 // and a unix datagram client that fills a syslog socket.
 import { once } from 'node:events';
-import { connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect, type Server, type Socket } from 'node:net';
 import { AF_INET, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_STREAM, libc, unixAddress, unixDatagramSocket } from './libc';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -30,7 +30,9 @@ export function closed(s: Socket): Promise<void> {
 export async function listenEphemeral(server: Server, host = '127.0.0.1'): Promise<number> {
   server.listen(0, host);
   await once(server, 'listening');
-  return (server.address() as AddressInfo).port;
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error(`not listening on a TCP port: ${address}`);
+  return address.port;
 }
 
 function loopbackSocket(): { fd: number; port: number } {

@@ -92,7 +92,7 @@ export interface WorldOptions<S extends string> {
   /** Extra files for /etc: path below /etc to text. */
   readonly etc?: Readonly<Record<string, string>>;
   /** One inetd service per name, each on its own port (IPv4 and IPv6). */
-  readonly services?: Readonly<Record<S, Service>>;
+  readonly services: Readonly<Record<S, Service>>;
   /** false: no /dev/log at all. */
   readonly syslog?: boolean;
   /** RLIMIT_NOFILE for inetd and so for every server it starts (default: inherited). */
@@ -126,12 +126,12 @@ const DAYS = Math.floor(Date.now() / 86_400_000);
 export async function startWorld<S extends string>({
   users = [],
   pam,
-  services = { rexecd: [] } as Record<string, Service> as Record<S, Service>,
+  services,
   etc = {},
   syslog = true,
   nofile,
   hideLibpam = false,
-}: WorldOptions<S> = {}): Promise<World<S>> {
+}: WorldOptions<S>): Promise<World<S>> {
   const dir = mkdtempSync(join(tmpdir(), 'rexecd-world-'));
   chmodSync(dir, 0o755);
   const upper = join(dir, 'etc');
