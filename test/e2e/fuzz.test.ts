@@ -18,7 +18,7 @@ import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startWorld, type World } from '../harness/world';
-import { closedPort, listenEphemeral, type HeldPort } from '../harness/sockets';
+import { closedPort, listenEphemeral, sleep, type HeldPort } from '../harness/sockets';
 import { fieldReader, parseStderrPort, FIELD_ORDER, type FieldLimits, type FieldName } from '../../src/protocol/request';
 import { commandLimit } from '../../src/options';
 import { argMax } from '../../src/sys/process';
@@ -378,7 +378,7 @@ describe(`socket fuzz: ${SOCKET_CASES} connections to rexecd under inetd (seed $
     // The log first: each connection's own lines, found by its client port (a port
     // the kernel reused is told apart by order: connections and log lines alike come
     // in the order they were made).
-    await new Promise((r) => setTimeout(r, 1500)); // the last runs
+    await sleep(1500); // the last runs
     const lines = w.logs().map((l) => l.text);
     const byPid = new Map<string, string[]>();
     const pidsOfPort = new Map<string, string[]>();
@@ -513,7 +513,7 @@ function exchange(port: number, c: Case): Promise<Exchange> {
         if (sock.destroyed) break;
         sock.write(c.bytes.subarray(off, cut));
         off = cut;
-        await new Promise((r) => setTimeout(r, 5));
+        await sleep(5);
       }
       if (sock.destroyed) return;
       sock.write(c.bytes.subarray(off));
