@@ -111,7 +111,7 @@ function serve(fd: number, ctx: SessionContext, deadline: number, request: (conn
   let statusSent = false;
   try {
     const { stderr, user, password, command } = request(conn, ctx, refuse);
-    const who = `user ${printable(user)} from ${from}`;
+    const who = `user ${quotedName(user)} from ${from}`;
 
     // 7. Authentication, then the account policy; one answer for every refusal.
     const authStart = performance.now();
@@ -177,10 +177,20 @@ function serve(fd: number, ctx: SessionContext, deadline: number, request: (conn
   }
 }
 
-/** A user name or command for the log: control bytes shown as \xNN, length capped. */
-export function printable(bytes: Buffer, max = 200): string {
-  const text = bytes.subarray(0, max).toString('utf8').replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+/** Text a client sent (a command), for the log: control bytes (or what `escape` matches) as \xNN, length capped. */
+export function printable(bytes: Buffer, max = 200, escape: RegExp = /[\x00-\x1f\x7f]/g): string {
+  const text = bytes.subarray(0, max).toString('utf8').replace(escape, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return bytes.length > max ? `${text}...` : text;
+}
+
+/**
+ * A user name as the client sent it, for the log: in double quotes, with '"', '\'
+ * and control bytes as \xNN, so that no name can pass for the text around it (a
+ * name "a from 10.9.8.7" must not read as an address).  The fail2ban filter
+ * (etc/fail2ban/filter.d/rexecd.conf) relies on this.
+ */
+export function quotedName(bytes: Buffer): string {
+  return `"${printable(bytes, 200, /[\x00-\x1f\x7f"\\]/g)}"`;
 }
 
 function sleepUntil(when: number): void {

@@ -79,7 +79,7 @@ describe('rexecd --listen', () => {
     const bad = await raw({ port: L.port, steps: [request({ user: 'rxtest', password: 'nope', command: 'id' })] });
     assert.equal(text(bad.main), '\x01Login incorrect.\n');
     assert.ok(bad.ms >= 300);
-    await w.waitLog(/refused user rxtest from 127\.0\.0\.1: bad password/);
+    await w.waitLog(/refused user "rxtest" from 127\.0\.0\.1: bad password/);
   });
 
   test('a silent client is cut off at the deadline', async () => {
