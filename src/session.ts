@@ -113,7 +113,7 @@ export function serveRequest(conn: Connection, request: ReadRequest, ctx: Sessio
   const { options, log } = ctx;
   const from = conn.peer.address;
   try {
-    const who = `user ${printable(request.user)} from ${from}`;
+    const who = `user ${quotedName(request.user)} from ${from}`;
 
     // 7. Authentication, then the account policy; one answer for every refusal,
     // given --fail-delay after authentication started, whatever the reason.
@@ -207,10 +207,20 @@ export function armBackstop(deadline: number, options: Options): void {
   alarm(Math.ceil((deadline - performance.now()) / 1000 + options.failDelay) + 5);
 }
 
-/** A user name or command for the log: control bytes shown as \xNN, length capped. */
-export function printable(bytes: Buffer, max = 200): string {
-  const text = bytes.subarray(0, max).toString('utf8').replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+/** Text a client sent (a command), for the log: control bytes (or what `escape` matches) as \xNN, length capped. */
+export function printable(bytes: Buffer, max = 200, escape: RegExp = /[\x00-\x1f\x7f]/g): string {
+  const text = bytes.subarray(0, max).toString('utf8').replace(escape, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return bytes.length > max ? `${text}...` : text;
+}
+
+/**
+ * A user name as the client sent it, for the log: in double quotes, with '"', '\'
+ * and control bytes as \xNN, so that no name can pass for the text around it (a
+ * name "a from 10.9.8.7" must not read as an address).  The fail2ban filter
+ * (etc/fail2ban/filter.d/rexecd.conf) relies on this.
+ */
+export function quotedName(bytes: Buffer): string {
+  return `"${printable(bytes, 200, /[\x00-\x1f\x7f"\\]/g)}"`;
 }
 
 function sleepUntil(when: number): void {

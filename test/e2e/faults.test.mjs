@@ -147,7 +147,7 @@ describe('the client leaves after each field', () => {
       await Promise.race([c.closed, sleep(5000)]);
       if (how === 'end') assert.equal(text(c.data()), '\x01Login incorrect.\n');
       else assert.equal(c.data().length, 0);
-      await w.waitLog(/refused user rxf from 127\.0\.0\.1: bad password/);
+      await w.waitLog(/refused user "rxf" from 127\.0\.0\.1: bad password/);
       assert.deepEqual(failedServing(), []);
     });
   }
@@ -205,12 +205,12 @@ describe('the stderr listener', () => {
 
 describe('libpam failing', () => {
   const cases = [
-    ['a module that does not exist', 'rexec-nomodule', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: authentication: Module is unknown/],
-    ['auth requisite pam_deny.so', 'rexec-deny', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: authentication: Authentication failure/],
-    ['pam_authenticate: PAM_SYSTEM_ERR', 'rexec-syserr', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: authentication: System error/],
-    ['pam_authenticate: PAM_ABORT', 'rexec-abort', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: authentication: Critical error/],
-    ['pam_acct_mgmt: PAM_SYSTEM_ERR', 'rexec-acct', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: account: System error/],
-    ['pam_setcred: PAM_CRED_ERR (after the password was right)', 'rexec-setcred', '\x01Try again.\n', /cannot become user rxf from 127\.0\.0\.1: establishing credentials: pam_setcred: Failure setting user credentials/],
+    ['a module that does not exist', 'rexec-nomodule', '\x01Login incorrect.\n', /refused user "rxf" from 127\.0\.0\.1: PAM: authentication: Module is unknown/],
+    ['auth requisite pam_deny.so', 'rexec-deny', '\x01Login incorrect.\n', /refused user "rxf" from 127\.0\.0\.1: PAM: authentication: Authentication failure/],
+    ['pam_authenticate: PAM_SYSTEM_ERR', 'rexec-syserr', '\x01Login incorrect.\n', /refused user "rxf" from 127\.0\.0\.1: PAM: authentication: System error/],
+    ['pam_authenticate: PAM_ABORT', 'rexec-abort', '\x01Login incorrect.\n', /refused user "rxf" from 127\.0\.0\.1: PAM: authentication: Critical error/],
+    ['pam_acct_mgmt: PAM_SYSTEM_ERR', 'rexec-acct', '\x01Login incorrect.\n', /refused user "rxf" from 127\.0\.0\.1: PAM: account: System error/],
+    ['pam_setcred: PAM_CRED_ERR (after the password was right)', 'rexec-setcred', '\x01Try again.\n', /cannot become user "rxf" from 127\.0\.0\.1: establishing credentials: pam_setcred: Failure setting user credentials/],
     ['pam_start fails (an @include that is missing)', 'rexec-badinclude', '\x01Try again.\n', /pam_start\(rexec-badinclude\): Critical error/],
   ];
   for (const [name, service, want, log] of cases) {

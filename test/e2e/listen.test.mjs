@@ -8,28 +8,13 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { startWorld, freePort, NODE, REXECD } from '../harness/world.mjs';
 import { glibcClient, raw, request } from '../harness/clients.mjs';
+import { startListener } from '../harness/launchers.mjs';
 
 let w;
 before(async () => {
   w = await startWorld({ users: [{ name: 'rxtest', password: 'rxpass', groups: [['rxextra', 4300]] }], services: { unused: [] } });
 });
 after(() => w?.stop());
-
-/** Start a listener inside the world's namespace; resolves once it says it listens. */
-async function startListener(args) {
-  const port = await freePort();
-  const child = spawn('nsenter', ['-m', '-t', String(w.inetdPid), '--', 'env', '-i', NODE, REXECD, '--listen', `127.0.0.1:${port}`, '--listen', `[::1]:${port}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const end = Date.now() + 10000;
-  while (!out.includes('listening on')) {
-    if (child.exitCode !== null || Date.now() > end) throw new Error(`listener did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  // nsenter -m and env exec: the child is the listener itself
-  return { port, child, pid: child.pid, output: () => out };
-}
 
 const children = (pid) => execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)]).toString().trim().split('\n').filter(Boolean).length;
 const rss = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
@@ -39,7 +24,7 @@ const SHELL_SIGNALS = 'while read -r k v; do case $k in SigBlk:|SigIgn:) echo "$
 describe('rexecd --listen', () => {
   let L;
   before(async () => {
-    L = await startListener(['--auth', 'shadow', '--fail-delay', '0.3', '--timeout', '3', '--max-connections', '300']);
+    L = await startListener(w, ['--auth', 'shadow', '--fail-delay', '0.3', '--timeout', '3', '--max-connections', '300']);
   });
   after(() => L?.child.kill('SIGTERM'));
 
@@ -79,7 +64,7 @@ describe('rexecd --listen', () => {
     const bad = await raw({ port: L.port, steps: [request({ user: 'rxtest', password: 'nope', command: 'id' })] });
     assert.equal(text(bad.main), '\x01Login incorrect.\n');
     assert.ok(bad.ms >= 300);
-    await w.waitLog(/refused user rxtest from 127\.0\.0\.1: bad password/);
+    await w.waitLog(/refused user "rxtest" from 127\.0\.0\.1: bad password/);
   });
 
   test('a silent client is cut off at the deadline', async () => {
@@ -111,7 +96,7 @@ describe('rexecd --listen', () => {
 describe('--max-connections', () => {
   let L;
   before(async () => {
-    L = await startListener(['--auth', 'shadow', '--max-connections', '3', '--timeout', '5']);
+    L = await startListener(w, ['--auth', 'shadow', '--max-connections', '3', '--timeout', '5']);
   });
   after(() => L?.child.kill('SIGTERM'));
 
@@ -131,7 +116,7 @@ describe('--max-connections', () => {
 });
 
 test('SIGTERM stops accepting and exits; no process of it stays behind', async () => {
-  const L = await startListener(['--auth', 'shadow']);
+  const L = await startListener(w, ['--auth', 'shadow']);
   const workers = execFileSync('ps', ['-o', 'pid=', '--ppid', String(L.pid)]).toString().trim().split('\n').map(Number);
   assert.ok(workers.length >= 1);
   process.kill(L.pid, 'SIGTERM');
@@ -161,7 +146,7 @@ test('run as a normal user, it says what it can and cannot do', async () => {
 });
 
 test('-l under --listen logs each connection once (by the listener)', async () => {
-  const L = await startListener(['--auth', 'shadow', '-l']);
+  const L = await startListener(w, ['--auth', 'shadow', '-l']);
   try {
     const r = await glibcClient({ port: L.port, user: 'rxtest', password: 'rxpass', command: 'echo once' });
     assert.equal(text(r.stdout), 'once\n');

@@ -61,7 +61,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * { destroy: true } (close at once), { reset: true } (RST).  With stderr: true a
  * listener is opened on the same host, and `port` in `stderrPort(port)` steps is
  * filled with it: pass steps as a function (stderrPort) => steps.
- * Resolves { main, stderr, stderrConnected, mainClosed: 'eof'|'reset'|'timeout', ms }.
+ * Resolves { main, stderr, stderrConnected, mainClosed: 'eof'|'reset'|'timeout', ms,
+ * localPort } (localPort: the client's own port, which rexecd -l logs).
  */
 export async function raw({ port, host = '127.0.0.1', steps, stderr = false, timeout = 15000, onData }) {
   let listener;
@@ -98,6 +99,7 @@ export async function raw({ port, host = '127.0.0.1', steps, stderr = false, tim
     sock.once('connect', r);
     sock.once('error', j);
   });
+  const localPort = sock.localPort;
   for (const step of list) {
     if (sock.destroyed) break;
     if (Buffer.isBuffer(step) || typeof step === 'string') sock.write(step);
@@ -122,5 +124,5 @@ export async function raw({ port, host = '127.0.0.1', steps, stderr = false, tim
     clearTimeout(h);
   }
   listener?.close();
-  return { main: Buffer.concat(chunks), stderr: Buffer.concat(errChunks), stderrConnected, mainClosed: closedHow, ms };
+  return { main: Buffer.concat(chunks), stderr: Buffer.concat(errChunks), stderrConnected, mainClosed: closedHow, ms, localPort };
 }

@@ -5,19 +5,25 @@
 //       as the real `systemd-socket-activate` does it (it needs no systemd as PID 1):
 //       --inetd  the connection on fds 0 and 1 (StandardInput=socket)
 //       native   the connection on fd 3, LISTEN_FDS=1, LISTEN_PID=<rexecd's pid>
+//       host '::ffff:127.0.0.1': an IPv6 socket that IPv4 clients of 127.0.0.1
+//       reach as IPv4-mapped peers, like a systemd ListenStream=512 socket
+//   startListener(world, args)   rexecd --listen on 127.0.0.1 and ::1
 //
 // Every launcher starts with a clean environment (env -i) and listens on loopback only.
 import { spawn } from 'node:child_process';
 import { NODE, REXECD, freePort } from './world.mjs';
 
+const LOOPBACK = ['127.0.0.1', '::1', '::ffff:127.0.0.1'];
+
 /**
- * opts: { inetd: boolean, host: '127.0.0.1' | '::1', program: [argv...] (default node
+ * opts: { inetd: boolean, host: '127.0.0.1' | '::1' | '::ffff:127.0.0.1' (clients
+ * connect to 127.0.0.1), program: [argv...] (default node
  * + dist/rexecd.cjs), args: [rexecd args], setenv: { NAME: value } (passed to the
  * command by systemd-socket-activate -E, on top of what it sets itself) }
  * Resolves { port, host, pid, output(), stop() }.
  */
 export async function socketActivate(world, { inetd = false, host = '127.0.0.1', program = [NODE, REXECD], args = [], setenv = {} } = {}) {
-  if (host !== '127.0.0.1' && host !== '::1') throw new Error(`socketActivate: loopback only, not ${host}`);
+  if (!LOOPBACK.includes(host)) throw new Error(`socketActivate: loopback only, not ${host}`);
   const port = await freePort();
   const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
   const argv = [
@@ -55,4 +61,27 @@ export async function socketActivate(world, { inetd = false, host = '127.0.0.1',
       }
     },
   };
+}
+
+/**
+ * rexecd --listen on 127.0.0.1:PORT and [::1]:PORT inside the world's namespace,
+ * started with a clean environment; resolves once it says it listens.
+ * Resolves { port, child, pid, output() }; the caller ends it (child.kill).
+ */
+export async function startListener(world, args) {
+  const port = await freePort();
+  const child = spawn('nsenter', ['-m', '-t', String(world.inetdPid), '--', 'env', '-i', NODE, REXECD, '--listen', `127.0.0.1:${port}`, '--listen', `[::1]:${port}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const end = Date.now() + 10000;
+  while (!out.includes('listening on')) {
+    if (child.exitCode !== null || Date.now() > end) {
+      child.kill('SIGKILL');
+      throw new Error(`listener did not start: ${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  // nsenter -m and env exec: the child is the listener itself
+  return { port, child, pid: child.pid, output: () => out };
 }

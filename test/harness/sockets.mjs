@@ -14,43 +14,48 @@ const connectC = libc.func('int connect(int, const void *, uint32_t)');
 const send = libc.func('intptr_t send(int, const void *, size_t, int)');
 const getsockname = libc.func('int getsockname(int, void *, _Inout_ uint32_t *)');
 const close = libc.func('int close(int)');
-const AF_UNIX = 1, AF_INET = 2, SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
+const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10, SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
 const MSG_DONTWAIT = 0x40;
 
-function loopbackSocket() {
-  const fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+/** A TCP socket bound to a free port of host, 127.0.0.1 or ::1. */
+function loopbackSocket(host = '127.0.0.1') {
+  if (host !== '127.0.0.1' && host !== '::1') throw new Error(`loopback only, not ${host}`);
+  const family = host === '::1' ? AF_INET6 : AF_INET;
+  const fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw new Error('socket failed');
-  const addr = Buffer.alloc(16);
-  addr.writeUInt16LE(AF_INET, 0);
-  addr.writeUInt16BE(0, 2);
-  Buffer.from([127, 0, 0, 1]).copy(addr, 4);
-  if (bind(fd, addr, 16) !== 0) {
+  // sockaddr_in: family, port, 4-byte address; sockaddr_in6: family, port, flow info, 16-byte address, scope.
+  const addr = Buffer.alloc(family === AF_INET6 ? 28 : 16);
+  addr.writeUInt16LE(family, 0);
+  if (family === AF_INET6) addr[23] = 1;
+  else Buffer.from([127, 0, 0, 1]).copy(addr, 4);
+  if (bind(fd, addr, addr.length) !== 0) {
     close(fd);
-    throw new Error('bind 127.0.0.1 failed');
+    throw new Error(`bind ${host} failed`);
   }
-  const out = Buffer.alloc(16);
-  if (getsockname(fd, out, [16]) !== 0) throw new Error('getsockname failed');
+  const out = Buffer.alloc(addr.length);
+  if (getsockname(fd, out, [out.length]) !== 0) throw new Error('getsockname failed');
   return { fd, port: out.readUInt16BE(2) };
 }
 
-/** A port on 127.0.0.1 that is bound (nobody else gets it) but refuses connections. */
-export function closedPort() {
-  const { fd, port } = loopbackSocket();
+/** A port on host (127.0.0.1 or ::1) that is bound (nobody else gets it) but refuses connections. */
+export function closedPort({ host = '127.0.0.1' } = {}) {
+  const { fd, port } = loopbackSocket(host);
   return { port, close: () => close(fd) };
 }
 
 /**
- * A listener on 127.0.0.1 that never accepts.  With fill, its accept queue is
- * filled first (listen backlog 0 holds one connection), so the next connect to it
- * waits in SYN_SENT: the kernel drops SYNs to a listener whose queue is full.
+ * A listener on host (127.0.0.1 or ::1) that never accepts.  With fill, its accept
+ * queue is filled first (listen backlog 0 holds one connection), so the next
+ * connect to it waits in SYN_SENT: the kernel drops SYNs to a listener whose queue
+ * is full.
  */
-export async function deafListener({ fill = false } = {}) {
-  const { fd, port } = loopbackSocket();
+export async function deafListener({ fill = false, host = '127.0.0.1' } = {}) {
+  const { fd, port } = loopbackSocket(host);
   if (listen(fd, 0) !== 0) throw new Error('listen failed');
   const fillers = [];
   if (fill) {
     for (let i = 0; i < 8; i++) {
-      const s = connect({ port, host: '127.0.0.1' });
+      const s = connect({ port, host });
       s.on('error', () => {});
       fillers.push(s);
       const connected = await new Promise((r) => {

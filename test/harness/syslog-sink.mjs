@@ -26,7 +26,7 @@ export class SyslogSink {
     this.timer.unref();
   }
 
-  /** Every message received so far, as { facility, severity, text }. */
+  /** Every message received so far, as { facility, severity, text, raw, received (a Date) }. */
   drain() {
     const buf = Buffer.alloc(8192);
     for (;;) {
@@ -35,7 +35,7 @@ export class SyslogSink {
       const raw = buf.toString('utf8', 0, n);
       const m = /^<(\d+)>(.*)$/s.exec(raw);
       const pri = m ? Number(m[1]) : -1;
-      this.lines.push({ facility: pri >> 3, severity: pri & 7, text: m ? m[2] : raw, raw });
+      this.lines.push({ facility: pri >> 3, severity: pri & 7, text: m ? m[2] : raw, raw, received: new Date() });
     }
     return this.lines;
   }
