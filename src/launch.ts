@@ -1,27 +1,62 @@
 /**
- * Where the connection is, as the launcher handed it over (SPEC §1): fd 0 from
- * inetd, xinetd and systemd's StandardInput=socket; fd 3 from systemd's native
- * socket activation (LISTEN_FDS=1, LISTEN_PID = our pid).
+ * What the launcher handed over (SPEC §1), found once at start:
+ *
+ *   inetd, xinetd "nowait", systemd Accept=yes with StandardInput=socket
+ *                               an accepted connection on fd 0
+ *   systemd Accept=yes, native  the connection on fd 3 (LISTEN_FDS=1, LISTEN_PID)
+ *   inetd, xinetd "wait"        the listening socket on fd 0
+ *   systemd Accept=no           listening sockets on fds 3... (LISTEN_FDS=n)
+ *   none of these               a terminal: rexecd prints a hint (or --listen)
  */
 import { closeSync, openSync } from 'node:fs';
-import { dup2 } from './sys/socket';
+import { dup2 } from './sys/fd';
+import { tcpSocketKind } from './sys/socket';
 
 const SD_LISTEN_FDS_START = 3;
 
-/** The fd of the connection to serve. */
-export function connectionFd(env: NodeJS.ProcessEnv = process.env): number {
-  if (env.LISTEN_PID === String(process.pid) && env.LISTEN_FDS === '1') return SD_LISTEN_FDS_START;
-  return 0;
+export type Launch =
+  | { readonly kind: 'connection'; readonly fd: number }
+  | { readonly kind: 'listener'; readonly fds: readonly number[]; readonly by: 'inetd' | 'systemd' }
+  /** fd 0 is not a socket rexecd can serve; `systemd` when LISTEN_FDS named odd fds. */
+  | { readonly kind: 'none'; readonly fd: number; readonly problem?: string };
+
+/**
+ * The fds systemd passed to this very process (sd_listen_fds(3)): LISTEN_PID must
+ * be our pid, else the variables were meant for another process and are ignored.
+ */
+export function systemdFds(env: NodeJS.ProcessEnv = process.env, pid = process.pid): number[] {
+  if (env.LISTEN_PID !== String(pid)) return [];
+  const n = Number(env.LISTEN_FDS);
+  if (!Number.isInteger(n) || n < 1 || n > 64) return [];
+  return Array.from({ length: n }, (_, i) => SD_LISTEN_FDS_START + i);
+}
+
+/** What this process was started with; the LISTEN_* variables are unset on the way. */
+export function findLaunch(env: NodeJS.ProcessEnv = process.env): Launch {
+  const fds = systemdFds(env);
+  delete env.LISTEN_PID;
+  delete env.LISTEN_FDS;
+  delete env.LISTEN_FDNAMES;
+  if (fds.length > 0) {
+    const kinds = fds.map(tcpSocketKind);
+    if (fds.length === 1 && kinds[0] === 'connection') return { kind: 'connection', fd: fds[0]! };
+    if (kinds.every((k) => k === 'listener')) return { kind: 'listener', fds, by: 'systemd' };
+    return { kind: 'none', fd: 0, problem: `systemd passed fds ${fds.join(', ')} (${kinds.join(', ')}): one TCP connection (Accept=yes) or only TCP listening sockets (Accept=no)` };
+  }
+  const kind = tcpSocketKind(0);
+  if (kind === 'connection') return { kind: 'connection', fd: 0 };
+  if (kind === 'listener') return { kind: 'listener', fds: [0], by: 'inetd' };
+  return { kind: 'none', fd: 0 };
 }
 
 /**
- * inetd puts the connection on fds 1 and 2 as well.  Point them at /dev/null, so
- * nothing Node might print (a warning, a crash) can ever reach the client: the
+ * inetd puts the socket on fds 1 and 2 as well.  Point them at /dev/null, so
+ * nothing Node might print (a warning, a crash) can ever reach a client: the
  * connection carries protocol bytes only.  They get their real meaning at exec.
  */
-export function silenceStdio(connection: number): void {
+export function silenceStdio(keep: readonly number[]): void {
   const devnull = openSync('/dev/null', 'r+');
-  for (const fd of [1, 2]) if (fd !== connection) dup2(devnull, fd);
+  for (const fd of [1, 2]) if (!keep.includes(fd)) dup2(devnull, fd);
   if (devnull > 2) closeSync(devnull);
 }
 

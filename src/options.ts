@@ -3,7 +3,8 @@
  * normalised into one frozen object.  Nothing else in the code looks at argv.
  */
 import { parseArgs } from 'node:util';
-import { DEFAULT_LIMITS, MAX_ARG_STRLEN } from './protocol/request';
+import { DEFAULT_LIMITS, MAX_ARG_STRLEN, type FieldLimits } from './protocol/request';
+import { argMax } from './sys/process';
 
 export type AuthMethod = 'pam' | 'shadow' | 'auto';
 
@@ -27,7 +28,12 @@ export interface Options {
   readonly logConnections: boolean;
   readonly logCommands: boolean;
   readonly listen: readonly ListenAddress[];
+  /** Listener: connections at once, reading requests or running sessions. */
   readonly maxConnections: number;
+  /** Listener started by a launcher: seconds without connections before it exits (0: never). */
+  readonly idleExit: number;
+  /** Listener: pre-started workers kept ready. */
+  readonly spare: number;
   readonly help: boolean;
   readonly version: boolean;
   /** Internal: a pre-started per-connection process of --listen (fd 3). */
@@ -61,7 +67,11 @@ or listens itself with --listen.
                            hold secrets)
   --listen [HOST:]PORT     accept connections on HOST:PORT (default host
                            127.0.0.1; repeatable) instead of serving fd 0
-  --max-connections N      with --listen: most connections at once (default: 64)
+  --max-connections N      listener: most connections at once (default: 64)
+  --idle-exit SEC          listener started by inetd "wait" or systemd
+                           Accept=no: exit after SEC without connections, the
+                           launcher starts it again (default: 300; 0: never)
+  --spare N                listener: pre-started workers kept ready (default: 1)
   -h, --help               show this help
   -V, --version            show the version
 `;
@@ -80,6 +90,8 @@ const spec = {
   'log-commands': { type: 'boolean' },
   listen: { type: 'string', multiple: true },
   'max-connections': { type: 'string' },
+  'idle-exit': { type: 'string' },
+  spare: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
   'pool-worker': { type: 'boolean' },
@@ -133,10 +145,31 @@ export function parseOptions(argv: readonly string[]): Options {
     logCommands: values['log-commands'] ?? false,
     listen: Object.freeze((values.listen ?? []).map(parseListen)),
     maxConnections: integer('max-connections', values['max-connections'], 64, 1, 65536),
+    idleExit: seconds('idle-exit', values['idle-exit'], 300, 0, 86400 * 365),
+    spare: integer('spare', values.spare, 1, 0, 64),
     help: values.help ?? false,
     version: values.version ?? false,
     poolWorker: values['pool-worker'] ?? false,
   });
+}
+
+/**
+ * The argv a pool worker gets: the options that shape one connection, as given
+ * (normalised), and none of the listener's own.
+ */
+export function workerArgv(o: Options): string[] {
+  const argv = ['--pool-worker', '--auth', o.auth, '--pam-service', o.pamService, '--timeout', String(o.timeout), '--fail-delay', String(o.failDelay)];
+  argv.push('--max-name', String(o.maxName), '--max-password', String(o.maxPassword));
+  if (o.allowRoot) argv.push('--allow-root');
+  if (o.allowEmptyPassword) argv.push('--allow-empty-password');
+  if (o.denyFile !== undefined) argv.push('--deny-file', o.denyFile);
+  if (o.logCommands) argv.push('--log-commands');
+  return argv;
+}
+
+/** The request's field limits (SPEC §2.3-2.5): one place computes them. */
+export function requestLimits(o: Options): FieldLimits {
+  return { user: o.maxName, password: o.maxPassword, command: commandLimit(argMax()) };
 }
 
 /** The command limit: one exec argument, and never more than ARG_MAX leaves room for. */

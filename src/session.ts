@@ -1,30 +1,35 @@
 /**
- * One rexec connection, from the first byte to the exec, as SPEC §2 lists it:
+ * One rexec connection, from the first byte to the exec, in the order of SPEC §2:
  *
- *   request → stderr channel → authenticate → account policy → become user
- *           → home directory → status byte → exec
+ *   request (port, connect-back, user, password, command) → authenticate
+ *     → account policy → become the user → home directory → status byte → exec
  *
- * Everything is synchronous and bounded by one deadline.  Every refusal is one
- * "\001text\n" to the client and one log line with the real reason.  Under inetd
- * the process reads the request itself (serveConnection); under --listen the
- * listener has read it and hands it over (serveHandoff); from authentication on,
- * both are the same code.
+ * Everything is synchronous and bounded by one deadline.  A refusal is one
+ * "\001text\n" to the client and one log line with the real reason, and ends the
+ * process where it happens.  Under inetd the process reads the request itself
+ * (serveConnection); a pool worker gets it from the listener (serveRequest); from
+ * authentication on both are the same code.
  */
 import type { Authenticator } from './auth/authenticator';
 import { PamUnavailable } from './auth/pam';
 import { policyRefusal } from './auth/policy';
-import { ClientClosed, Connection, Timeout } from './io/connection';
+import { AuthConfigError, selectAuthenticator } from './auth/select';
+import { Connection, isClientGone } from './io/connection';
 import { requestLog } from './io/log-texts';
-import { connectStderr } from './io/stderr-channel';
 import type { Log } from './log';
-import type { Options } from './options';
+import { requestLimits, type Options } from './options';
 import { Diagnostic, type DiagnosticText } from './protocol/diagnostics';
-import { parseStderrPort, type FieldLimits, type FieldName } from './protocol/request';
+import { RequestReader, type FieldLimits, type Request } from './protocol/request';
 import { becomeUser } from './exec/become-user';
 import { commandEnvironment, loginShell } from './exec/environment';
 import { execShell, prepareDescriptors } from './exec/exec-shell';
+import { ENOTCONN } from './sys/errno';
 import { SysError } from './sys/koffi';
 import { alarm, exitNow } from './sys/process';
+import { connectFrom, withPort } from './sys/socket';
+
+/** How a login ended, for a listener that keeps per-source penalties (SPEC §5a). */
+export type Outcome = 'login' | 'refused' | 'invalid' | 'timeout' | 'gone' | 'error';
 
 export interface SessionContext {
   readonly options: Options;
@@ -32,155 +37,190 @@ export interface SessionContext {
   readonly log: Log;
   /** Chosen lazily: a request refused before authentication never loads libpam. */
   readonly authenticator: () => Authenticator;
+  /** Told the outcome just before the process ends or execs (a pool worker tells its listener). */
+  readonly report?: (outcome: Outcome) => void;
 }
 
-/** A complete request, and the stderr channel already dialled for it. */
-export interface ReadRequest {
-  readonly stderr: number | undefined;
-  readonly user: Buffer;
-  readonly password: Buffer;
-  readonly command: Buffer;
-}
-
-/** Ends the session: the client has been told (or must not be), the log has the reason. */
-class Refusal extends Error {}
-type Refuse = (text: DiagnosticText | undefined, facility: 'auth' | 'daemon', why: string) => never;
-
-/** inetd, xinetd, systemd: the connection on `fd`, nothing read yet. */
-export function serveConnection(fd: number, ctx: SessionContext, start: number): never {
-  return serve(fd, ctx, start + ctx.options.timeout * 1000, readRequest);
-}
-
-/** --listen: the listener read the request and dialled the stderr channel. */
-export function serveHandoff(fd: number, request: ReadRequest, ctx: SessionContext, deadline: number): never {
-  return serve(fd, ctx, deadline, () => request);
-}
-
-/** Steps 1-5: the stderr port, the connection back to it before anything else is read, the fields. */
-function readRequest(conn: Connection, ctx: SessionContext, refuse: Refuse): ReadRequest {
-  const from = conn.peer.address;
-  // (Under --listen the listener said this when it accepted the connection.)
-  if (ctx.options.logConnections) ctx.log.daemon('info', requestLog.connection(from, conn.peer.port));
-  const read = (name: FieldName): Buffer => {
-    const r = conn.readField(name, ctx.limits);
-    if (r.kind === 'refuse') return refuse(r.diagnostic, 'daemon', requestLog.fieldRefused(r.diagnostic, from));
-    return r.value;
+/** What one connection needs, whoever reads its request. */
+export function sessionContext(options: Options, log: Log, report?: SessionContext['report']): SessionContext {
+  let authenticator: Authenticator | undefined;
+  return {
+    options,
+    log,
+    limits: requestLimits(options),
+    authenticator: () => (authenticator ??= selectAuthenticator(options, log)),
+    report,
   };
-  const port = parseStderrPort(read('port'));
-  if (port.kind === 'bad') refuse(Diagnostic.badStderrPort, 'daemon', requestLog.badPort(from, port.why));
-  let stderr: number | undefined;
-  if (port.kind === 'port') {
-    try {
-      stderr = connectStderr(conn, port.port);
-    } catch (e) {
-      refuse(Diagnostic.cantConnectStderr, 'daemon', requestLog.cantConnect(from, port.port, (e as Error).message));
-    }
-  }
-  return { stderr, user: read('user'), password: read('password'), command: read('command') };
 }
 
-function serve(fd: number, ctx: SessionContext, deadline: number, request: (conn: Connection, ctx: SessionContext, refuse: Refuse) => ReadRequest): never {
-  const { options, log } = ctx;
-  // Backstop for a step no poll can bound (a PAM module that hangs on its server):
-  // SIGALRM's default action ends the process.  Cancelled just before the exec.
-  alarm(Math.ceil((deadline - performance.now()) / 1000 + options.failDelay) + 5);
+/** A request ready to be served, with the stderr channel already dialled for it. */
+export interface ReadRequest extends Omit<Request, 'stderrPort'> {
+  readonly stderr: number | undefined;
+}
 
+/**
+ * inetd, xinetd, systemd Accept=yes: the connection on `fd`, nothing read yet.
+ * The deadline counts from the start of this process (performance.now()'s origin),
+ * the nearest we know to the accept: a start-up slowed by load eats into it.
+ */
+export function serveConnection(fd: number, ctx: SessionContext): never {
+  const { options, log } = ctx;
+  const deadline = options.timeout * 1000;
+  armBackstop(deadline, options);
   let conn: Connection;
   try {
     conn = new Connection(fd, deadline);
   } catch (e) {
     // ENOTCONN: the client reset the connection before we started; no mistake of ours.
-    const gone = e instanceof SysError && e.code === 'ENOTCONN';
-    log.daemon(gone ? 'info' : 'err', gone ? `client left before rexecd started (${(e as Error).message})` : `cannot get the peer address of fd ${fd}: ${(e as Error).message}`);
-    exitNow(1);
+    if (e instanceof SysError && e.errno === ENOTCONN) log.daemon('info', `client left before rexecd started (${e.message})`);
+    else log.daemon('err', `cannot get the peer address of fd ${fd}: ${(e as Error).message}`);
+    return exitNow(1);
   }
   const from = conn.peer.address;
-  const refuse: Refuse = (text, facility, why) => {
-    if (facility === 'auth') log.auth('notice', why);
-    else log.daemon('notice', why);
-    if (text !== undefined) {
-      try {
-        conn.sendDiagnostic(text);
-      } catch {
-        // The client is gone; the log line above already says why we ended.
+  if (options.logConnections) log.daemon('info', requestLog.connection(from, conn.peer.port));
+  try {
+    // 1-5. The port, the connection back to it before anything else is read, the fields.
+    const reader = new RequestReader(ctx.limits);
+    let stderr: number | undefined;
+    for (;;) {
+      const event = conn.read(reader);
+      switch (event.kind) {
+        case 'timeout':
+          return end(conn, ctx, 'timeout', undefined, 'daemon', requestLog.timeout(options.timeout, reader.waitingFor, from));
+        case 'closed':
+          return end(conn, ctx, 'gone', undefined, 'daemon', requestLog.clientLeft(reader.waitingFor, from, event.how));
+        case 'refuse':
+          return end(conn, ctx, 'invalid', event.diagnostic, 'daemon', requestLog.refused(event, from));
+        case 'connect-back':
+          try {
+            stderr = connectFrom(conn.local, withPort(conn.peer, event.port), conn.deadline);
+          } catch (e) {
+            return end(conn, ctx, 'invalid', Diagnostic.cantConnectStderr, 'daemon', requestLog.cantConnect(from, event.port, (e as Error).message));
+          }
+          reader.connected();
+          continue;
+        case 'request':
+          return serveRequest(conn, { ...event.request, stderr }, ctx);
       }
     }
-    throw new Refusal(why);
-  };
+  } catch (e) {
+    return failed(conn, ctx, e);
+  }
+}
 
-  let statusSent = false;
+/** 7-9: a complete request, from authentication to the exec of the user's shell. */
+export function serveRequest(conn: Connection, request: ReadRequest, ctx: SessionContext): never {
+  const { options, log } = ctx;
+  const from = conn.peer.address;
   try {
-    const { stderr, user, password, command } = request(conn, ctx, refuse);
-    const who = `user ${printable(user)} from ${from}`;
+    const who = `user ${quotedName(request.user)} from ${from}`;
 
-    // 7. Authentication, then the account policy; one answer for every refusal.
+    // 7. Authentication, then the account policy; one answer for every refusal,
+    // given --fail-delay after authentication started, whatever the reason.
     const authStart = performance.now();
+    const refuseLogin = (reason: string): never => {
+      sleepUntil(authStart + options.failDelay * 1000);
+      return end(conn, ctx, 'refused', Diagnostic.loginIncorrect, 'auth', `refused ${who}: ${reason}`);
+    };
     let result;
     try {
-      result = ctx.authenticator().authenticate({ user, password, rhost: from });
+      result = ctx.authenticator().authenticate({ user: request.user, password: request.password, rhost: from });
     } finally {
-      password.fill(0);
+      request.password.fill(0);
     }
-    const refusal = result.ok ? policyRefusal(result.account, options) : result.reason;
-    if (refusal !== undefined) {
-      if (result.ok) result.session.end();
-      sleepUntil(authStart + options.failDelay * 1000);
-      refuse(Diagnostic.loginIncorrect, 'auth', `refused ${who}: ${refusal}`);
-    }
-    if (!result.ok) throw new Error('unreachable');
-    if (performance.now() > deadline) refuse(undefined, 'daemon', `timeout (${options.timeout} s) during authentication of ${who}`);
+    if (!result.ok) return refuseLogin(result.reason);
     const { account, session } = result;
+    const policy = policyRefusal(account, options);
+    if (policy !== undefined) {
+      session.end();
+      return refuseLogin(policy);
+    }
+    if (performance.now() > conn.deadline) {
+      session.end();
+      return end(conn, ctx, 'timeout', undefined, 'daemon', `timeout (${options.timeout} s) during authentication of ${who}`);
+    }
 
     // Becoming the user, then the home directory as the user.
     try {
       becomeUser(account, session);
     } catch (e) {
       session.end();
-      refuse(Diagnostic.tryAgain, 'daemon', `cannot become ${who}: ${(e as Error).message}`);
+      return end(conn, ctx, 'error', Diagnostic.tryAgain, 'daemon', `cannot become ${who}: ${(e as Error).message}`);
     }
     try {
       process.chdir(account.dir);
     } catch (e) {
       session.end();
-      refuse(Diagnostic.noRemoteDirectory, 'daemon', `no home directory ${account.dir} for ${who}: ${(e as NodeJS.ErrnoException).code}`);
+      return end(conn, ctx, 'error', Diagnostic.noRemoteDirectory, 'daemon', `no home directory ${account.dir} for ${who}: ${(e as NodeJS.ErrnoException).code}`);
     }
     process.umask(0o022);
     const env = commandEnvironment(account, from, session.environment());
     session.end();
 
     // 8-9. The descriptors as the shell gets them, the status byte, the shell.
-    prepareDescriptors(conn.fd, stderr);
-    log.auth('info', `user ${account.name} from ${from}` + (options.logCommands ? `: ${printable(command)}` : ''));
-    statusSent = true;
-    conn.sendStatusOk(0);
-    execShell({ shell: loginShell(account), command, env });
+    prepareDescriptors(conn.fd, request.stderr);
+    log.auth('info', `user ${account.name} from ${from}` + (options.logCommands ? `: ${printable(request.command)}` : ''));
+    try {
+      conn.sendStatusOk();
+    } catch (e) {
+      if (isClientGone(e)) return end(conn, ctx, 'gone', undefined, 'daemon', requestLog.clientLeft('status byte', from, e.message));
+      throw e;
+    }
+    ctx.report?.('login');
+    return execShell({ shell: loginShell(account), command: request.command, env });
   } catch (e) {
-    if (e instanceof Refusal) exitNow(1);
-    if (e instanceof Timeout) {
-      log.daemon('notice', requestLog.timeout(options.timeout, e.waitingFor, from));
-      exitNow(1);
-    }
-    if (e instanceof ClientClosed) {
-      log.daemon('info', requestLog.clientLeft(e.message, from));
-      exitNow(1);
-    }
-    const why = e instanceof SysError || e instanceof PamUnavailable ? e.message : `${(e as Error).name}: ${(e as Error).message}`;
-    log.daemon('err', e instanceof PamUnavailable ? `PAM unavailable for ${from}: ${why}` : `failed serving ${from}: ${why}`);
-    if (!statusSent) {
-      try {
-        conn.sendDiagnostic(Diagnostic.tryAgain);
-      } catch {
-        // Nothing more to tell a client that is gone.
-      }
-    }
-    exitNow(1);
+    return failed(conn, ctx, e);
   }
 }
 
-/** A user name or command for the log: control bytes shown as \xNN, length capped. */
-export function printable(bytes: Buffer, max = 200): string {
-  const text = bytes.subarray(0, max).toString('utf8').replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+/** Ends the session: the log line, the diagnostic (if the client may hear one), the exit. */
+function end(conn: Connection, ctx: SessionContext, outcome: Outcome, text: DiagnosticText | undefined, facility: 'auth' | 'daemon', why: string): never {
+  const level = outcome === 'gone' ? 'info' : 'notice';
+  if (facility === 'auth') ctx.log.auth('notice', why);
+  else ctx.log.daemon(level, why);
+  if (text !== undefined) conn.sendDiagnostic(text);
+  ctx.report?.(outcome);
+  return exitNow(1);
+}
+
+/**
+ * Anything not foreseen above: a system call that failed, PAM that cannot run.  The
+ * client hears "Try again." unless the status byte has gone out (then it hears
+ * nothing more: a "\001" never follows the "\0").
+ */
+function failed(conn: Connection, ctx: SessionContext, e: unknown): never {
+  const from = conn.peer.address;
+  if (e instanceof AuthConfigError) ctx.log.daemon('err', `configuration error: ${e.message}`);
+  else if (e instanceof PamUnavailable) ctx.log.daemon('err', `PAM unavailable for ${from}: ${e.message}`);
+  else if (e instanceof SysError) ctx.log.daemon('err', `failed serving ${from}: ${e.message}`);
+  else ctx.log.daemon('err', `failed serving ${from}: ${(e as Error).name}: ${(e as Error).message}`);
+  if (!conn.statusSent) conn.sendDiagnostic(Diagnostic.tryAgain);
+  ctx.report?.('error');
+  return exitNow(1);
+}
+
+/**
+ * A backstop for a step no poll can bound (a PAM module that hangs on its server):
+ * SIGALRM's default action ends the process.  Cancelled just before the exec.
+ */
+export function armBackstop(deadline: number, options: Options): void {
+  alarm(Math.ceil((deadline - performance.now()) / 1000 + options.failDelay) + 5);
+}
+
+/** Text a client sent (a command), for the log: control bytes (or what `escape` matches) as \xNN, length capped. */
+export function printable(bytes: Buffer, max = 200, escape: RegExp = /[\x00-\x1f\x7f]/g): string {
+  const text = bytes.subarray(0, max).toString('utf8').replace(escape, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return bytes.length > max ? `${text}...` : text;
+}
+
+/**
+ * A user name as the client sent it, for the log: in double quotes, with '"', '\'
+ * and control bytes as \xNN, so that no name can pass for the text around it (a
+ * name "a from 10.9.8.7" must not read as an address).  The fail2ban filter
+ * (etc/fail2ban/filter.d/rexecd.conf) relies on this.
+ */
+export function quotedName(bytes: Buffer): string {
+  return `"${printable(bytes, 200, /[\x00-\x1f\x7f"\\]/g)}"`;
 }
 
 function sleepUntil(when: number): void {

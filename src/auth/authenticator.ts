@@ -31,6 +31,11 @@ export type AuthResult =
 export interface Authenticator {
   /** "pam" or "shadow", for the log. */
   readonly method: string;
+  /**
+   * Whatever needs no request (PAM: pam_start, which reads the configuration and
+   * loads the modules): done ahead by a pool worker, else by authenticate().
+   */
+  prepare(): void;
   authenticate(credentials: Credentials): AuthResult;
 }
 

@@ -16,7 +16,6 @@ import {
   PAM_SILENT,
   PAM_SUCCESS,
   PAM_TEXT_INFO,
-  type Conversation,
 } from '../sys/pam';
 import type { AuthResult, Authenticator, Credentials } from './authenticator';
 
@@ -34,25 +33,49 @@ export class PamUnavailable extends Error {
 }
 
 export function pamAuthenticator(options: PamOptions, log: Log): Authenticator {
-  return { method: 'pam', authenticate: (c) => authenticate(c, options, log) };
+  // One transaction per process: a per-connection rexecd serves one login.
+  let pam: PamHandle | undefined;
+  let current: Credentials | undefined;
+  const prepare = (): PamHandle => {
+    if (pam) return pam;
+    try {
+      // Echo-off prompts get the password, echo-on prompts the user name; what the
+      // modules say for information goes to the log, never to the client.
+      pam = PamHandle.start(options.pamService, (messages) =>
+        messages.map((m) => {
+          if (m.style === PAM_PROMPT_ECHO_OFF) return current?.password ?? null;
+          if (m.style === PAM_PROMPT_ECHO_ON) return current?.user ?? null;
+          if (m.style === PAM_ERROR_MSG || m.style === PAM_TEXT_INFO) log.auth('info', `PAM says: ${m.text}`);
+          return null;
+        }),
+      );
+      pam.disableFailDelay();
+    } catch (e) {
+      throw new PamUnavailable((e as Error).message);
+    }
+    return pam;
+  };
+  return {
+    method: 'pam',
+    prepare: () => void prepare(),
+    authenticate: (credentials) => {
+      const handle = prepare();
+      current = credentials;
+      try {
+        return authenticate(handle, credentials, options);
+      } finally {
+        current = undefined;
+      }
+    },
+  };
 }
 
-function authenticate({ user, password, rhost }: Credentials, options: PamOptions, log: Log): AuthResult {
-  // Echo-off prompts get the password, echo-on prompts the user name; what the
-  // modules say for information goes to the log, never to the client.
-  const conversation: Conversation = (messages) =>
-    messages.map((m) => {
-      if (m.style === PAM_PROMPT_ECHO_OFF) return password;
-      if (m.style === PAM_PROMPT_ECHO_ON) return user;
-      if (m.style === PAM_ERROR_MSG || m.style === PAM_TEXT_INFO) log.auth('info', `PAM says: ${m.text}`);
-      return null;
-    });
-  let pam: PamHandle;
+function authenticate(pam: PamHandle, { user, rhost }: Credentials, options: PamOptions): AuthResult {
   try {
-    pam = new PamHandle(options.pamService, user, conversation);
+    pam.setUser(user);
     pam.setRhost(rhost);
-    pam.disableFailDelay();
   } catch (e) {
+    pam.end();
     throw new PamUnavailable((e as Error).message);
   }
   const flags = PAM_SILENT | (options.allowEmptyPassword ? 0 : PAM_DISALLOW_NULL_AUTHTOK);

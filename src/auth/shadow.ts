@@ -15,6 +15,11 @@ export interface ShadowOptions {
 export function shadowAuthenticator(options: ShadowOptions): Authenticator {
   return {
     method: 'shadow',
+    // libcrypt and NSS, loaded by a first lookup and a first hash.
+    prepare: () => {
+      getPasswd(Buffer.from('root'));
+      defaultSetting();
+    },
     authenticate: (credentials) => authenticate(credentials, options),
   };
 }

@@ -14,7 +14,7 @@
  * reused buffer (inbound.ts) instead, and the accepted one is closed.
  */
 import { Socket, type SocketConstructorOpts } from 'node:net';
-import { dup } from '../sys/socket';
+import { dup } from '../sys/fd';
 import { Inbound } from './inbound';
 
 /** A new Socket on a dup of sock's fd, or undefined when there is no fd to dup. */

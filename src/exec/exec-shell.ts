@@ -7,8 +7,7 @@
 import { basename } from 'node:path';
 import { strerror } from '../sys/koffi';
 import { alarm, execve, exitNow, resetSignals, setsid, writeRaw } from '../sys/process';
-import { closeOnExecFrom, dup2, makeInheritableBlocking } from '../sys/socket';
-
+import { closeOnExecFrom, dup2, makeInheritableBlocking } from '../sys/fd';
 
 export interface ShellExec {
   readonly shell: string;
@@ -39,5 +38,5 @@ export function execShell(x: ShellExec): never {
   const errno = execve(x.shell, [basename(x.shell), '-c', x.command], x.env);
   // Past the status byte: no flag, just what a shell would say (SPEC §2.9).
   writeRaw(2, Buffer.from(`${x.shell}: ${strerror(errno)}\n`));
-  exitNow(1);
+  return exitNow(1);
 }

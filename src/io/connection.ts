@@ -1,67 +1,55 @@
 /**
  * The main connection: the client's TCP socket as the launcher handed it to us.
- * Reads are exact (MSG_PEEK, then consume only what belongs to the request), so
+ * Reads are exact (MSG_PEEK, then consume only what the request reader takes), so
  * whatever the client sends after the command's NUL stays in the socket for the
- * command; and every wait is bounded by the session's one deadline.
+ * command; every wait is bounded by the session's one deadline.
  */
 import { diagnosticBytes, STATUS_OK, type DiagnosticText } from '../protocol/diagnostics';
-import { fieldReader, type FieldLimits, type FieldName, type FieldReader } from '../protocol/request';
+import type { RequestEvent, RequestReader } from '../protocol/request';
+import { ECONNRESET, EPIPE } from '../sys/errno';
 import { SysError } from '../sys/koffi';
 import { localAddress, peerAddress, POLLIN, recvNow, sendAll, waitFor, type SockAddr } from '../sys/socket';
-
-export class Timeout extends Error {
-  constructor(readonly waitingFor: string) {
-    super(`timed out waiting for ${waitingFor}`);
-    this.name = 'Timeout';
-  }
-}
-
-export class ClientClosed extends Error {
-  constructor(
-    readonly during: string,
-    /** How, when it was a reset or a broken pipe rather than an orderly close. */
-    readonly how?: string,
-  ) {
-    super(`client closed the connection during ${during}${how ? ` (${how})` : ''}`);
-    this.name = 'ClientClosed';
-  }
-}
-
-const EPIPE = 32;
-const ECONNRESET = 104;
-
-/** A reset or a broken pipe is the client leaving, not a failure of ours. */
-function clientGone(e: unknown, during: string): unknown {
-  return e instanceof SysError && (e.errno === ECONNRESET || e.errno === EPIPE) ? new ClientClosed(during, e.message) : e;
-}
-
-export type FieldResult =
-  | { readonly kind: 'field'; readonly value: Buffer }
-  | { readonly kind: 'refuse'; readonly diagnostic: DiagnosticText };
 
 /** The most a single peek looks at: the longest field and its NUL. */
 const PEEK_MAX = 1 << 17;
 const scratch = Buffer.alloc(4096);
 
+/** How reading stopped when it did not produce an event of the request. */
+export type ReadStop =
+  /** The client closed, or reset, the connection. */
+  | { readonly kind: 'closed'; readonly how?: string }
+  /** The deadline passed. */
+  | { readonly kind: 'timeout' };
+
+/** A reset or a broken pipe is the client leaving, not a failure of ours. */
+export function isClientGone(e: unknown): e is SysError {
+  return e instanceof SysError && (e.errno === ECONNRESET || e.errno === EPIPE);
+}
+
 /**
  * Feed `reader` what the socket holds now, consuming exactly what the reader
- * claims: all of it while the field goes on, up to and including the NUL when it
- * ends, up to the bad byte on refusal.  Returns undefined when the socket has no
- * more for now (the caller waits for it to become readable).  Never blocks.
+ * takes: all of it while a field goes on, up to and including the NUL when one
+ * ends, up to the bad byte on refusal.  Returns the first event that is not 'more',
+ * 'more' when the socket has nothing more for now (the caller waits for it to
+ * become readable), or how the connection ended.  Never blocks.
  */
-export function pumpField(fd: number, reader: FieldReader): FieldResult | undefined {
+export function pumpRequest(fd: number, reader: RequestReader): RequestEvent | ReadStop {
   let buf = scratch;
-  for (;;) {
-    const n = recvNow(fd, buf, buf.length, true);
-    if (n === 0) throw new ClientClosed(reader.name);
-    if (n < 0) return undefined;
-    const step = reader.offer(buf.subarray(0, n));
-    consume(fd, step.consumed);
-    buf.fill(0, 0, n); // the password passes through here
-    if (step.kind === 'field') return { kind: 'field', value: step.value };
-    if (step.kind === 'refuse') return { kind: 'refuse', diagnostic: step.diagnostic };
-    // A long field: peek bigger chunks rather than many small ones.
-    if (n === buf.length && buf.length < PEEK_MAX) buf = Buffer.alloc(Math.min(buf.length * 4, PEEK_MAX));
+  try {
+    for (;;) {
+      const n = recvNow(fd, buf, buf.length, true);
+      if (n === 0) return { kind: 'closed' };
+      if (n < 0) return { kind: 'more' };
+      const { consumed, event } = reader.offer(buf.subarray(0, n));
+      consume(fd, consumed);
+      buf.fill(0, 0, n); // the password passes through here
+      if (event.kind !== 'more') return event;
+      // A long field: peek bigger chunks rather than many small ones.
+      if (n === buf.length && buf.length < PEEK_MAX) buf = Buffer.alloc(Math.min(buf.length * 4, PEEK_MAX));
+    }
+  } catch (e) {
+    if (isClientGone(e)) return { kind: 'closed', how: e.message };
+    throw e;
   }
 }
 
@@ -72,7 +60,7 @@ function consume(fd: number, count: number): void {
     const n = recvNow(fd, sink, left, false);
     // The bytes were there when peeked: a short or empty read here means the
     // socket changed under us (a reset), which ends the session.
-    if (n <= 0) throw new ClientClosed('request');
+    if (n <= 0) throw new SysError('recv', ECONNRESET);
     left -= n;
   }
   sink.fill(0, 0, count);
@@ -81,6 +69,7 @@ function consume(fd: number, count: number): void {
 export class Connection {
   readonly peer: SockAddr;
   readonly local: SockAddr;
+  private statusByteSent = false;
 
   constructor(
     readonly fd: number,
@@ -91,36 +80,33 @@ export class Connection {
     this.local = localAddress(fd);
   }
 
-  /** Read one NUL-terminated field, consuming nothing beyond its NUL. */
-  readField(name: FieldName, limits: FieldLimits): FieldResult {
-    try {
-      return this.readFieldOnce(name, limits);
-    } catch (e) {
-      throw clientGone(e, name);
-    }
-  }
-
-  private readFieldOnce(name: FieldName, limits: FieldLimits): FieldResult {
-    const reader = fieldReader(name, limits);
+  /** The next event of the request, waiting for the client up to the deadline. */
+  read(reader: RequestReader): Exclude<RequestEvent, { kind: 'more' }> | ReadStop {
     for (;;) {
-      const r = pumpField(this.fd, reader);
-      if (r) return r;
-      if (!waitFor(this.fd, POLLIN, this.deadline)) throw new Timeout(name);
+      const r = pumpRequest(this.fd, reader);
+      if (r.kind !== 'more') return r;
+      if (!waitFor(this.fd, POLLIN, this.deadline)) return { kind: 'timeout' };
     }
   }
 
-  /** "\001text\n": the only way a refusal reaches the client. */
+  /** "\001text\n": the only way a refusal reaches the client.  Best effort. */
   sendDiagnostic(text: DiagnosticText): void {
-    // A diagnostic gets a moment even after the deadline: it is the last thing said.
-    sendAll(this.fd, diagnosticBytes(text), Math.max(this.deadline, performance.now() + 1000));
+    try {
+      // A diagnostic gets a moment even after the deadline: it is the last thing said.
+      sendAll(this.fd, diagnosticBytes(text), Math.max(this.deadline, performance.now() + 1000));
+    } catch {
+      // The client is gone or does not read; the log says why we ended.
+    }
   }
 
-  /** The one "\0" (SPEC §2.8); `fd` is where the connection is by then. */
-  sendStatusOk(fd: number): void {
-    try {
-      sendAll(fd, STATUS_OK, this.deadline);
-    } catch (e) {
-      throw clientGone(e, 'status byte');
-    }
+  /** The one "\0" (SPEC §2.8).  Throws a SysError if the client is gone. */
+  sendStatusOk(): void {
+    sendAll(this.fd, STATUS_OK, this.deadline);
+    this.statusByteSent = true;
+  }
+
+  /** After the "\0" nothing but the command's own output may reach the client. */
+  get statusSent(): boolean {
+    return this.statusByteSent;
   }
 }

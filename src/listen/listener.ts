@@ -1,161 +1,204 @@
 /**
- * Standalone mode (--listen).  One process accepts connections and reads each
- * request itself, without blocking on any of them: a connection that is slow to
- * send its request costs a few hundred bytes here, not a Node process.  A complete
- * request goes, with its connection and stderr channel, to a pre-started
- * per-connection rexecd (see pool.ts), which authenticates and execs exactly as
- * one started by inetd does.  The listener consumes nothing past the command's NUL.
+ * The listener (SPEC §1): one process that accepts connections on listening
+ * sockets — its own (--listen), or a launcher's (inetd "wait" on fd 0, systemd
+ * Accept=no on fds 3...) — and reads each request itself, without blocking on any
+ * of them: a connection that is slow to send costs a few hundred bytes here, not a
+ * process.  A complete request goes, with its connection and stderr channel, to a
+ * pre-started single-use worker (pool.ts, worker.ts), which authenticates and
+ * execs exactly as one started by inetd does.  The listener consumes nothing past
+ * the command's NUL, and its listening sockets never reach a worker or a shell.
  *
  * All socket work is non-blocking system calls; the one wait, poll(2), runs on a
  * koffi worker thread so that the event loop stays free for child processes and
  * signals.
  */
-import { ClientClosed, pumpField } from '../io/connection';
+import { openSync, closeSync } from 'node:fs';
+import { isSingleExecutable, silenceStdio, type Launch } from '../launch';
+import { pumpRequest } from '../io/connection';
 import { requestLog } from '../io/log-texts';
 import { openLog, type Log } from '../log';
-import { commandLimit, type Options } from '../options';
+import { requestLimits, workerArgv, type Options } from '../options';
 import { diagnosticBytes, Diagnostic, type DiagnosticText } from '../protocol/diagnostics';
-import { FIELD_ORDER, fieldReader, parseStderrPort, type FieldLimits, type FieldReader } from '../protocol/request';
-import { argMax, exitNow } from '../sys/process';
-import {
-  acceptNow,
-  close,
-  finishConnect,
-  listenTcp,
-  localAddress,
-  peerAddress,
-  pollAsync,
-  POLLIN,
-  POLLOUT,
-  recvNow,
-  seqpacketPair,
-  sendWithFds,
-  startConnect,
-  withPort,
-  type PollRequest,
-  type SockAddr,
-} from '../sys/socket';
+import { RequestReader, type Request } from '../protocol/request';
+import type { Outcome } from '../session';
+import { close, setCloseOnExec, setNonBlocking } from '../sys/fd';
+import { acceptNow, listenTcp, pollAsync, seqpacketPair, sendWithFds, type PollRequest } from '../sys/listen-socket';
+import { exitNow, fileLimit, setFileLimit } from '../sys/process';
+import { finishConnect, localAddress, peerAddress, POLLIN, POLLOUT, recvNow, sendNow, startConnect, withPort, type SockAddr } from '../sys/socket';
 import { encodeHandoff } from './handoff';
 import { Pool, type PoolWorker } from './pool';
 
-/** Pre-started per-connection processes kept waiting. */
-const POOL_SIZE = 2;
+/** Descriptors the listener needs besides its connections: its own, the pool's, slack. */
+const FIXED_FDS = 64;
+/** After running out of descriptors, accepting waits this long, doubling up to the max. */
+const BACKOFF_MIN_MS = 50;
+const BACKOFF_MAX_MS = 1000;
+/** How often the pool is looked over (aged workers, idle extras) and the idle exit checked. */
+const TICK_MS = 1000;
 
+/** A connection whose request is still arriving. */
 interface Pending {
   readonly fd: number;
   readonly peer: SockAddr;
   readonly local: SockAddr;
   readonly deadline: number;
-  field: number;
-  reader: FieldReader;
-  readonly values: Buffer[];
+  readonly reader: RequestReader;
+  /** The stderr channel, once dialled (connecting while `connectingTo` is set). */
   stderr?: number;
-  stderrPort?: number;
-  connecting: boolean;
+  connectingTo?: number;
+  request?: Request;
 }
 
-export function listen(options: Options, argv: readonly string[] = process.argv.slice(2)): void {
+interface Listening {
+  readonly fd: number;
+  readonly name: string;
+}
+
+export function startListener(options: Options, launched?: Extract<Launch, { kind: 'listener' }>): void {
   const log = openLog();
-  const limits: FieldLimits = { user: options.maxName, password: options.maxPassword, command: commandLimit(argMax()) };
-  const listeners = options.listen.map(({ host, port }) => {
-    try {
-      return { fd: listenTcp(host === 'localhost' ? '127.0.0.1' : host, port), name: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}` };
-    } catch (e) {
-      process.stderr.write(`rexecd: cannot listen on ${host}:${port}: ${(e as Error).message}\n`);
-      process.exit(1);
-    }
-  });
+  const limits = requestLimits(options);
+  const sockets = launched ? adopt(launched.fds) : bind(options);
+  if (launched) silenceStdio(launched.fds);
+  const maxConnections = fitToFileLimit(options.maxConnections, log, !launched);
 
   const pending = new Set<Pending>();
   const complete: Pending[] = [];
   let sessions = 0;
   const active = (): number => pending.size + complete.length + sessions;
+  let lastActivity = performance.now();
 
   // A poll in flight watches a fixed set of fds; this pair lets the event loop wake
   // it when the set changes (a worker started, a session ended).
   const [wakeRead, wakeWrite] = seqpacketPair();
   let polling = false;
   const wake = (): void => {
-    if (polling) sendWithFds(wakeWrite, Buffer.from('w'), []);
+    if (polling) sendNow(wakeWrite, Buffer.from('w'));
   };
-  const pool = new Pool(withoutListenOptions(argv), Math.min(POOL_SIZE, options.maxConnections), wake, () => {
-    sessions--;
+
+  const pool = new Pool(selfCommand(options), Math.min(options.spare, maxConnections), {
+    changed: wake,
+    outcome: (_worker: PoolWorker, _outcome: Outcome) => {},
+    sessionEnded: () => {
+      sessions--;
+      lastActivity = performance.now();
+      wake();
+    },
+    failedToStart: (_worker, how) => logFailure(`a worker ${how} before it was ready`),
   });
 
-  const end = (c: Pending, text: DiagnosticText | undefined, level: 'notice' | 'info', why: string): void => {
-    log.daemon(level, why);
-    if (text !== undefined) sendNow(c.fd, diagnosticBytes(text));
-    drop(c);
+  // One line per kind of failure and minute, not one per event: a broken
+  // installation or a descriptor shortage must not flood the log.
+  const lastLogged = new Map<string, number>();
+  const logFailure = (message: string): void => {
+    const key = message.replace(/\d+/g, 'N');
+    const now = performance.now();
+    if ((lastLogged.get(key) ?? -Infinity) + 60_000 > now) return;
+    lastLogged.set(key, now);
+    log.daemon('err', message);
   };
+
   const drop = (c: Pending): void => {
     pending.delete(c);
     close(c.fd);
     if (c.stderr !== undefined) close(c.stderr);
-    for (const v of c.values) v.fill(0);
+    c.reader.wipe();
+    c.request?.password.fill(0);
+  };
+  const end = (c: Pending, text: DiagnosticText | undefined, level: 'notice' | 'info', why: string): void => {
+    log.daemon(level, why);
+    if (text !== undefined) answer(c.fd, text);
+    drop(c);
   };
 
-  const accept = (fd: number): void => {
+  // ---------------------------------------------------------------- accepting
+  let acceptPausedUntil = 0;
+  let backoff = BACKOFF_MIN_MS;
+  let reserve: number | undefined = openReserve();
+
+  const accept = (listening: Listening): void => {
     for (;;) {
-      const conn = acceptNow(fd);
-      if (conn < 0) return;
-      let peer: SockAddr;
-      let local: SockAddr;
-      try {
-        peer = peerAddress(conn);
-        local = localAddress(conn);
-      } catch {
-        close(conn); // reset before we looked: nothing to serve
-        continue;
-      }
-      if (active() >= options.maxConnections) {
-        log.daemon('notice', `refused ${peer.address}: ${options.maxConnections} connections already (--max-connections)`);
-        sendNow(conn, diagnosticBytes(Diagnostic.tryAgain));
-        close(conn);
-        continue;
-      }
-      if (options.logConnections) log.daemon('info', requestLog.connection(peer.address, peer.port));
-      const c: Pending = { fd: conn, peer, local, deadline: performance.now() + options.timeout * 1000, field: 0, reader: fieldReader('port', limits), values: [], connecting: false };
-      pending.add(c);
-      read(c); // the request often arrives with the connection
+      const r = acceptNow(listening.fd);
+      if (r.kind === 'none') return;
+      if (r.kind === 'exhausted') return exhausted(listening, r.error.message);
+      backoff = BACKOFF_MIN_MS;
+      lastActivity = performance.now();
+      admit(r.fd);
     }
   };
 
-  /** Read what the connection holds; move on field by field (SPEC §2.1-2.5). */
+  /**
+   * Out of descriptors (or memory): accepting stops for a while, once logged.  The
+   * spare descriptor kept for this lets one waiting client hear "Try again." rather
+   * than wait in the backlog (libuv's trick, nginx's log line).
+   */
+  const exhausted = (listening: Listening, why: string): void => {
+    if (reserve !== undefined) {
+      closeSync(reserve);
+      reserve = undefined;
+      const r = acceptNow(listening.fd);
+      if (r.kind === 'connection') {
+        answer(r.fd, Diagnostic.tryAgain);
+        close(r.fd);
+      }
+      reserve = openReserve();
+    }
+    acceptPausedUntil = performance.now() + backoff;
+    logFailure(`${why} on ${listening.name}: pausing accepts for ${backoff} ms (${active()} connections, --max-connections ${maxConnections})`);
+    backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+  };
+
+  const admit = (fd: number): void => {
+    let peer: SockAddr;
+    let local: SockAddr;
+    try {
+      peer = peerAddress(fd);
+      local = localAddress(fd);
+    } catch {
+      close(fd); // reset before we looked: nothing to serve
+      return;
+    }
+    if (active() >= maxConnections) {
+      log.daemon('notice', `refused ${peer.address}: ${maxConnections} connections already (--max-connections)`);
+      answer(fd, Diagnostic.tryAgain);
+      close(fd);
+      return;
+    }
+    if (options.logConnections) log.daemon('info', requestLog.connection(peer.address, peer.port));
+    const c: Pending = { fd, peer, local, deadline: performance.now() + options.timeout * 1000, reader: new RequestReader(limits) };
+    pending.add(c);
+    read(c); // the request often arrives with the connection
+  };
+
+  // ---------------------------------------------------------------- reading
+  /** Read what the connection holds; move on as the request says (SPEC §2.1-2.5). */
   const read = (c: Pending): void => {
     const from = c.peer.address;
+    let event;
     try {
-      for (;;) {
-        const r = pumpField(c.fd, c.reader);
-        if (!r) return;
-        if (r.kind === 'refuse') return end(c, r.diagnostic, 'notice', requestLog.fieldRefused(r.diagnostic, from));
-        if (c.reader.name === 'port') {
-          const port = parseStderrPort(r.value);
-          if (port.kind === 'bad') return end(c, Diagnostic.badStderrPort, 'notice', requestLog.badPort(from, port.why));
-          if (port.kind === 'port') {
-            try {
-              c.stderr = startConnect(c.local, withPort(c.peer, port.port));
-            } catch (e) {
-              return end(c, Diagnostic.cantConnectStderr, 'notice', requestLog.cantConnect(from, port.port, (e as Error).message));
-            }
-            c.stderrPort = port.port;
-            c.connecting = true;
-          }
-        } else {
-          c.values.push(r.value);
-        }
-        c.field++;
-        if (c.field === FIELD_ORDER.length) {
-          pending.delete(c);
-          complete.push(c);
-          return dispatch();
-        }
-        c.reader = fieldReader(FIELD_ORDER[c.field]!, limits);
-        // The classic clients send their credentials only once we have connected back.
-        if (c.connecting) return;
-      }
+      event = pumpRequest(c.fd, c.reader);
     } catch (e) {
-      if (e instanceof ClientClosed) return end(c, undefined, 'info', requestLog.clientLeft(e.message, from));
       return end(c, Diagnostic.tryAgain, 'notice', `failed reading from ${from}: ${(e as Error).message}`);
+    }
+    switch (event.kind) {
+      case 'more':
+        return;
+      case 'closed':
+        return end(c, undefined, 'info', requestLog.clientLeft(c.reader.waitingFor, from, event.how));
+      case 'refuse':
+        return end(c, event.diagnostic, 'notice', requestLog.refused(event, from));
+      case 'connect-back':
+        try {
+          c.stderr = startConnect(c.local, withPort(c.peer, event.port));
+          c.connectingTo = event.port;
+        } catch (e) {
+          return end(c, Diagnostic.cantConnectStderr, 'notice', requestLog.cantConnect(from, event.port, (e as Error).message));
+        }
+        return;
+      case 'request':
+        c.request = event.request;
+        pending.delete(c);
+        complete.push(c);
+        return dispatch();
     }
   };
 
@@ -163,82 +206,104 @@ export function listen(options: Options, argv: readonly string[] = process.argv.
     try {
       finishConnect(c.stderr!);
     } catch (e) {
-      return end(c, Diagnostic.cantConnectStderr, 'notice', requestLog.cantConnect(c.peer.address, c.stderrPort ?? 0, (e as Error).message));
+      return end(c, Diagnostic.cantConnectStderr, 'notice', requestLog.cantConnect(c.peer.address, c.connectingTo!, (e as Error).message));
     }
-    c.connecting = false;
+    c.connectingTo = undefined;
+    c.reader.connected();
     read(c);
   };
 
-  /** Hand complete requests to ready workers, oldest first. */
+  // ---------------------------------------------------------------- handing over
+  /** Hand complete requests to ready workers, oldest first; start workers for the rest. */
   const dispatch = (): void => {
     while (complete.length > 0) {
-      const worker = pool.take();
-      if (!worker) return;
-      const c = complete.shift()!;
+      const c = complete[0]!;
+      const worker = pool.take(c.peer.address);
+      if (!worker) break;
+      complete.shift();
       handOver(c, worker);
     }
+    pool.fill(complete.length);
   };
 
   const handOver = (c: Pending, worker: PoolWorker): void => {
-    const [user, password, command] = c.values as [Buffer, Buffer, Buffer];
+    const { user, password, command } = c.request!;
     const message = encodeHandoff({ hasStderr: c.stderr !== undefined, remainingMs: c.deadline - performance.now(), user, password, command });
+    sessions++;
     try {
       sendWithFds(worker.fd, message, c.stderr === undefined ? [c.fd] : [c.fd, c.stderr]);
-      sessions++;
     } catch (e) {
-      log.daemon('err', `cannot hand ${c.peer.address} to a per-connection rexecd: ${(e as Error).message}`);
-      sendNow(c.fd, diagnosticBytes(Diagnostic.tryAgain));
-      worker.child.kill('SIGTERM');
+      logFailure(`cannot hand ${c.peer.address} to a worker: ${(e as Error).message}`);
+      answer(c.fd, Diagnostic.tryAgain);
+      worker.child.kill('SIGKILL');
     } finally {
       message.fill(0);
-      close(worker.fd);
       drop(c);
     }
   };
 
+  // ---------------------------------------------------------------- the loop
   /** One round: poll everything, act on what is ready, expire what is late, again. */
   const round = (): void => {
     const watch: { req: PollRequest; on: () => void }[] = [];
     watch.push({ req: { fd: wakeRead, events: POLLIN }, on: () => recvNow(wakeRead, Buffer.alloc(16), 16, false) });
-    for (const l of listeners) watch.push({ req: { fd: l.fd, events: POLLIN }, on: () => accept(l.fd) });
-    for (const w of pool.watched()) if (!w.ready) watch.push({ req: { fd: w.fd, events: POLLIN }, on: () => pool.readable(w) });
+    const now = performance.now();
+    if (now >= acceptPausedUntil) for (const l of sockets) watch.push({ req: { fd: l.fd, events: POLLIN }, on: () => accept(l) });
+    for (const w of pool.watched()) watch.push({ req: { fd: w.fd, events: POLLIN }, on: () => pool.readable(w) });
+    let next = now + TICK_MS;
     for (const c of pending) {
-      watch.push(c.connecting ? { req: { fd: c.stderr!, events: POLLOUT }, on: () => connected(c) } : { req: { fd: c.fd, events: POLLIN }, on: () => read(c) });
+      watch.push(c.connectingTo !== undefined ? { req: { fd: c.stderr!, events: POLLOUT }, on: () => connected(c) } : { req: { fd: c.fd, events: POLLIN }, on: () => read(c) });
+      next = Math.min(next, c.deadline);
     }
-    let next = Infinity;
-    for (const c of [...pending, ...complete]) next = Math.min(next, c.deadline);
-    const timeout = next === Infinity ? -1 : Math.max(0, Math.ceil(next - performance.now()));
+    for (const c of complete) next = Math.min(next, c.deadline);
+    if (acceptPausedUntil > now) next = Math.min(next, acceptPausedUntil);
     polling = true;
-    pollAsync(watch.map((w) => w.req), timeout, (revents) => {
-      polling = false;
-      if (stopping) return; // the fds it watched are being closed
-      if (revents instanceof Error) {
-        log.daemon('err', `poll: ${revents.message}`);
-        exitNow(1);
-      }
-      revents.forEach((r, i) => {
-        if (r !== 0) watch[i]!.on();
-      });
-      const now = performance.now();
-      for (const c of [...pending]) {
-        if (now >= c.deadline) end(c, undefined, 'notice', requestLog.timeout(options.timeout, c.connecting ? 'the stderr connection' : c.reader.name, c.peer.address));
-      }
-      for (const c of [...complete]) {
-        if (now >= c.deadline) {
-          complete.splice(complete.indexOf(c), 1);
-          end(c, Diagnostic.tryAgain, 'notice', `timeout (${options.timeout} s) waiting for a per-connection rexecd for ${c.peer.address}`);
+    pollAsync(
+      watch.map((w) => w.req),
+      Math.max(0, Math.ceil(next - now)),
+      (revents) => {
+        polling = false;
+        if (stopping) return; // the fds it watched are being closed
+        if (revents instanceof Error) {
+          log.daemon('err', `poll: ${revents.message}`);
+          return exitNow(1);
         }
-      }
-      dispatch();
-      setImmediate(round);
-    });
+        revents.forEach((r, i) => {
+          if (r !== 0) watch[i]!.on();
+        });
+        expire(performance.now());
+        dispatch();
+        setImmediate(round);
+      },
+    );
+  };
+
+  let lastTick = performance.now();
+  const expire = (now: number): void => {
+    for (const c of pending) {
+      if (now >= c.deadline) end(c, undefined, 'notice', requestLog.timeout(options.timeout, c.reader.waitingFor, c.peer.address));
+    }
+    for (let i = complete.length - 1; i >= 0; i--) {
+      const c = complete[i]!;
+      if (now < c.deadline) continue;
+      complete.splice(i, 1);
+      end(c, Diagnostic.tryAgain, 'notice', `timeout (${options.timeout} s) waiting for a worker for ${c.peer.address}`);
+    }
+    if (now - lastTick < TICK_MS) return;
+    lastTick = now;
+    pool.retire(now);
+    if (launched && options.idleExit > 0 && pending.size === 0 && complete.length === 0 && now - lastActivity >= options.idleExit * 1000) {
+      log.daemon('info', `no connection for ${options.idleExit} s (--idle-exit): exiting; the ${launched.by === 'inetd' ? 'inetd' : 'systemd'} socket starts rexecd again on the next one`);
+      stop();
+    }
   };
 
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
-    for (const l of listeners) close(l.fd);
+    for (const l of sockets) close(l.fd);
+    for (const c of [...pending, ...complete]) drop(c);
     // Reap the idle workers, then go.  Not process.exit(): it would wait for the
     // poll on koffi's worker thread.  Sessions already handed over run on.
     void pool.stop().then(() => exitNow(0));
@@ -248,17 +313,84 @@ export function listen(options: Options, argv: readonly string[] = process.argv.
   process.on('SIGHUP', stop);
 
   pool.fill();
-  announce(listeners.map((l) => l.name));
+  if (launched) log.daemon('info', `listening on ${sockets.map((l) => l.name).join(', ')} (from ${launched.by}), --max-connections ${maxConnections}`);
+  else announce(sockets.map((l) => l.name));
   round();
 }
 
 /** A few bytes to a connection that is not ours to wait for: best effort, never blocks. */
-function sendNow(fd: number, bytes: Buffer): void {
+function answer(fd: number, text: DiagnosticText): void {
   try {
-    sendWithFds(fd, bytes, []);
+    sendNow(fd, diagnosticBytes(text));
   } catch {
-    // The client is gone or its window is full; closing is all that is left.
+    // The client is gone; closing is all that is left.
   }
+}
+
+/** A descriptor held in reserve, given up to refuse one connection when none is left. */
+function openReserve(): number | undefined {
+  try {
+    return openSync('/dev/null', 'r');
+  } catch {
+    return undefined;
+  }
+}
+
+/** A launcher's listening sockets: non-blocking for us, never inherited by a worker. */
+function adopt(fds: readonly number[]): Listening[] {
+  return fds.map((fd) => {
+    setNonBlocking(fd);
+    setCloseOnExec(fd);
+    return { fd, name: addressName(localAddress(fd)) };
+  });
+}
+
+function bind(options: Options): Listening[] {
+  return options.listen.map(({ host, port }) => {
+    try {
+      const fd = listenTcp(host === 'localhost' ? '127.0.0.1' : host, port);
+      return { fd, name: addressName(localAddress(fd)) };
+    } catch (e) {
+      process.stderr.write(`rexecd: cannot listen on ${host}:${port}: ${(e as Error).message}\n`);
+      return process.exit(1);
+    }
+  });
+}
+
+function addressName(a: SockAddr): string {
+  return a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
+/**
+ * --max-connections within the descriptor limit: a connection being read holds two
+ * (itself and its stderr channel).  The soft limit is raised as far as the hard one
+ * allows; past that the maximum is lowered, and the log says so.
+ */
+function fitToFileLimit(maxConnections: number, log: Log, onTerminal: boolean): number {
+  const needed = FIXED_FDS + 2 * maxConnections;
+  const { soft, hard } = fileLimit();
+  if (soft >= needed) return maxConnections;
+  const raised = Math.min(needed, hard);
+  if (raised > soft) {
+    try {
+      setFileLimit(raised, hard);
+    } catch {
+      // Keep the limit we have; the maximum is fitted to it below.
+    }
+  }
+  const { soft: now } = fileLimit();
+  if (now >= needed) return maxConnections;
+  const fitted = Math.max(1, Math.floor((now - FIXED_FDS) / 2));
+  const message = `--max-connections ${maxConnections} needs ${needed} descriptors, but RLIMIT_NOFILE allows ${now} (hard limit ${hard}): serving at most ${fitted} connections at once`;
+  log.daemon('warning', message);
+  if (onTerminal) process.stderr.write(`rexecd: ${message}\n`);
+  return fitted;
+}
+
+/** How this program is started again for a worker: node (and its flags) + script, or the single executable. */
+function selfCommand(options: Options): [string, string[]] {
+  const self = isSingleExecutable() ? [] : [...process.execArgv, process.argv[1]!];
+  return [process.execPath, [...self, ...workerArgv(options)]];
 }
 
 function announce(names: string[]): void {
@@ -268,25 +400,10 @@ function announce(names: string[]): void {
   lines.push(`  try:  rexec -P ${port} -l USER ${host.includes(':') ? `[${host}]` : host} id`);
   const uid = process.getuid!();
   if (uid !== 0) {
-    const name = require('node:os').userInfo().username as string;
+    const name = (require('node:os') as typeof import('node:os')).userInfo().username;
     lines.push(`  note: not running as root (uid ${uid}): rexecd cannot become other users here, so only`);
     lines.push(`        ${name} can log in, and only through PAM (pam_unix checks its own user's password).`);
     lines.push('        Run it as root to serve every user.');
   }
   process.stdout.write(lines.join('\n') + '\n');
-}
-
-/** The per-connection rexecd gets every option but the listener's own. */
-export function withoutListenOptions(argv: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--listen' || a === '--max-connections') {
-      i++;
-      continue;
-    }
-    if (a.startsWith('--listen=') || a.startsWith('--max-connections=')) continue;
-    out.push(a);
-  }
-  return out;
 }

@@ -1,75 +1,122 @@
 /**
- * Pre-started per-connection rexecd processes for --listen.  Each is started as
- * inetd would start one (a fresh environment, fds 0-2 on /dev/null, cwd /), plus a
- * unix socket on fd 3 on which it waits for exactly one connection; it serves that
- * one and becomes the user's shell, so no state is shared between connections.
- * Starting Node is thereby moved off the connection's critical path.
+ * The listener's pre-started single-use workers.  Each is rexecd started as inetd
+ * would start it (a fresh environment, fds 0-2 on /dev/null, cwd /) plus a unix
+ * socket on fd 3.  It loads everything a login needs (worker.ts), says "ready",
+ * waits for exactly one request, serves it and becomes the user's shell: no state
+ * is shared between connections, and Node's start-up is off the connection's path.
+ *
+ * The pool keeps `spare` workers ready, starts more while complete requests wait
+ * for one (a burst), lets the extra ones go when they have idled a while, and
+ * replaces a worker that has waited longer than MAX_AGE_MS (so that edits of
+ * /etc/pam.d, read by pam_start, are seen).  Workers start at the lowest CPU
+ * priority and get the normal one when they are handed a connection, so that
+ * starting a replacement never competes with a login in progress.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { isSingleExecutable } from '../launch';
-import { close, recvNow, seqpacketPair } from '../sys/socket';
+import { setPriority } from 'node:os';
+import { close } from '../sys/fd';
+import { recvNow, sendAll } from '../sys/socket';
+import { seqpacketPair } from '../sys/listen-socket';
+import type { Outcome } from '../session';
+
+/** A worker older than this is replaced rather than used. */
+export const MAX_AGE_MS = 5 * 60_000;
+/** A worker beyond the spare ones that has idled this long is let go. */
+const EXTRA_IDLE_MS = 30_000;
+/** Workers starting at once, at most: a burst must not fork Node processes without bound. */
+const MAX_STARTING = 4;
+/** After a worker died before it was ready, no new one starts for this long. */
+const RESTART_HOLD_MS = 1000;
+/** nice(1) values: starting workers yield to everything else; a login does not. */
+const STARTING_PRIORITY = 19;
+const SERVING_PRIORITY = 0;
 
 export interface PoolWorker {
   readonly child: ChildProcess;
   /** Our end of the worker's socket. */
   readonly fd: number;
-  ready: boolean;
+  readonly started: number;
+  state: 'starting' | 'ready' | 'serving';
+  /** The client it serves (for the outcome's penalty), once serving. */
+  peer?: string;
 }
 
-/** How this program is started again: node + script, or the single executable alone. */
-function selfCommand(): [string, string[]] {
-  return isSingleExecutable() ? [process.execPath, []] : [process.execPath, [process.argv[1]!]];
+/** The byte a worker sends for each outcome of its login (worker.ts writes them). */
+export const OUTCOME_BYTES: Record<Outcome, number> = { login: 0x4c, refused: 0x52, invalid: 0x49, timeout: 0x54, gone: 0x47, error: 0x45 };
+const READY = 0x21;
+const OUTCOMES = new Map<number, Outcome>(Object.entries(OUTCOME_BYTES).map(([k, v]) => [v, k as Outcome]));
+
+export interface PoolEvents {
+  /** The set of fds to watch changed (a worker started, became ready or left). */
+  changed(): void;
+  /** A serving worker said how its login ended. */
+  outcome(worker: PoolWorker, outcome: Outcome): void;
+  /** The process a worker became (the user's shell, or the worker itself) exited. */
+  sessionEnded(worker: PoolWorker): void;
+  /** A worker died before it was ready: something is wrong with the installation. */
+  failedToStart(worker: PoolWorker, how: string): void;
 }
 
 export class Pool {
   private readonly workers = new Set<PoolWorker>();
-  private readonly command: [string, string[]];
+  private wanted = 0;
+  private stopping = false;
+  private holdUntil = 0;
 
   constructor(
-    private readonly args: readonly string[],
-    private readonly size: number,
-    /** Called when the set of fds to watch changed (a worker started or left). */
-    private readonly changed: () => void,
-    /** Called when a worker that was handed a connection exits. */
-    private readonly sessionEnded: () => void,
-  ) {
-    this.command = selfCommand();
+    /** The program and arguments that start a worker. */
+    private readonly command: readonly [string, readonly string[]],
+    private readonly spare: number,
+    private readonly events: PoolEvents,
+  ) {}
+
+  private count(state: PoolWorker['state']): number {
+    let n = 0;
+    for (const w of this.workers) if (w.state === state) n++;
+    return n;
   }
 
-  /** Start workers until `size` are starting or ready. */
-  fill(): void {
-    while (this.workers.size < this.size) this.start();
+  /**
+   * Keep `spare` workers ready or starting, plus one for each of `waiting`
+   * requests that have none, starting at most MAX_STARTING at a time.
+   */
+  fill(waiting = 0): void {
+    this.wanted = this.spare + waiting;
+    if (this.stopping || performance.now() < this.holdUntil) return;
+    while (this.count('ready') + this.count('starting') < this.wanted && this.count('starting') < MAX_STARTING) this.start();
   }
 
   private start(): void {
     const [ours, theirs] = seqpacketPair();
-    const [file, pre] = this.command;
-    const child = spawn(file, [...pre, ...this.args, '--pool-worker'], {
-      stdio: ['ignore', 'ignore', 'ignore', theirs],
-      env: {},
-      cwd: '/',
-    });
+    const [file, args] = this.command;
+    const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'ignore', theirs], env: {}, cwd: '/' });
     close(theirs);
-    const worker: PoolWorker = { child, fd: ours, ready: false };
+    const worker: PoolWorker = { child, fd: ours, started: performance.now(), state: 'starting' };
     this.workers.add(worker);
-    child.on('error', () => this.drop(worker));
-    child.on('exit', () => this.drop(worker));
-    this.changed();
+    if (child.pid !== undefined) setNice(child.pid, STARTING_PRIORITY);
+    child.on('error', () => this.gone(worker, 'could not be started'));
+    child.on('exit', (code, signal) => this.gone(worker, signal ? `killed by ${signal}` : `exited ${code}`));
+    this.events.changed();
   }
 
-  private drop(worker: PoolWorker): void {
+  /** A worker's process is gone: as a session that ended, or as a worker lost. */
+  private gone(worker: PoolWorker, how: string): void {
+    if (worker.state === 'serving') return this.events.sessionEnded(worker);
     if (!this.workers.delete(worker)) return;
     close(worker.fd);
-    this.changed();
-    this.fill();
+    if (worker.state === 'starting' && !this.stopping) {
+      this.holdUntil = performance.now() + RESTART_HOLD_MS;
+      this.events.failedToStart(worker, how);
+    }
+    this.events.changed();
   }
 
-  /** The fds to watch: a worker says "ready" (or dies) on its socket. */
+  /** The fds to watch: a starting worker says "ready" (or dies), a serving one its outcome. */
   watched(): PoolWorker[] {
-    return [...this.workers];
+    return [...this.workers].filter((w) => w.state !== 'ready');
   }
 
-  /** A worker's socket became readable: its ready byte, or EOF because it died. */
+  /** A worker's socket became readable: its ready byte, its outcome, or EOF. */
   readable(worker: PoolWorker): void {
     const byte = Buffer.alloc(1);
     let n: number;
@@ -78,32 +125,80 @@ export class Pool {
     } catch {
       n = 0;
     }
-    if (n === 1) worker.ready = true;
-    else if (n === 0) this.drop(worker);
+    if (n < 0) return;
+    if (n === 1 && byte[0] === READY && worker.state === 'starting') {
+      worker.state = 'ready';
+      this.events.changed();
+      return;
+    }
+    const outcome = n === 1 ? OUTCOMES.get(byte[0]!) : undefined;
+    if (outcome && worker.state === 'serving') return this.events.outcome(worker, outcome);
+    // EOF (the worker exec'd or exited) or nonsense: stop listening to it.
+    this.workers.delete(worker);
+    close(worker.fd);
+    if (worker.state === 'starting') worker.child.kill('SIGKILL');
+    this.events.changed();
   }
 
-  /** Take a ready worker out of the pool (the caller hands it one connection). */
-  take(): PoolWorker | undefined {
+  /** Take a ready worker (the youngest: the oldest ones age out), at the normal priority. */
+  take(peer: string): PoolWorker | undefined {
+    let best: PoolWorker | undefined;
+    for (const w of this.workers) if (w.state === 'ready' && (!best || w.started > best.started)) best = w;
+    if (!best) return undefined;
+    best.state = 'serving';
+    best.peer = peer;
+    if (best.child.pid !== undefined) setNice(best.child.pid, SERVING_PRIORITY);
+    return best;
+  }
+
+  /** Let go of workers that are too old, and of extra ones idle too long. */
+  retire(now: number): void {
+    let ready = this.count('ready');
     for (const w of this.workers) {
-      if (!w.ready) continue;
-      this.workers.delete(w);
-      w.child.removeAllListeners('exit');
-      w.child.on('exit', () => this.sessionEnded());
-      this.fill();
-      return w;
+      if (w.state !== 'ready') continue;
+      const age = now - w.started;
+      if (age > MAX_AGE_MS || (ready > this.wanted && age > EXTRA_IDLE_MS)) {
+        ready--;
+        this.workers.delete(w);
+        close(w.fd);
+        w.child.kill('SIGTERM');
+        this.events.changed();
+      }
     }
-    return undefined;
+    this.fill(Math.max(0, this.wanted - this.spare));
+  }
+
+  /** Workers that exist and hold no connection. */
+  get idle(): number {
+    return this.count('ready') + this.count('starting');
   }
 
   /** Stop the workers that have no connection yet; resolves once they are reaped (or after 2 s). */
   stop(): Promise<void> {
-    const waiting = [...this.workers].map((w) => {
-      w.child.removeAllListeners('exit');
+    this.stopping = true;
+    const waiting: Promise<void>[] = [];
+    for (const w of this.workers) {
+      if (w.state === 'serving') continue;
+      this.workers.delete(w);
+      close(w.fd);
       const gone = w.child.exitCode !== null || w.child.signalCode !== null;
       w.child.kill('SIGTERM');
-      return gone ? Promise.resolve() : new Promise<void>((r) => w.child.once('exit', () => r()));
-    });
-    this.workers.clear();
-    return Promise.race([Promise.all(waiting).then(() => {}), new Promise<void>((r) => setTimeout(r, 2000))]);
+      if (!gone) waiting.push(new Promise<void>((r) => w.child.once('exit', () => r())));
+    }
+    return Promise.race([Promise.all(waiting).then(() => {}), new Promise<void>((r) => setTimeout(r, 2000).unref())]);
+  }
+}
+
+/** A worker says it is ready: one byte on its socket. */
+export function sayReady(fd: number): void {
+  sendAll(fd, Buffer.from([READY]), performance.now() + 1000);
+}
+
+/** setpriority(2) of a worker; only root may raise it back, and the listener is root. */
+function setNice(pid: number, priority: number): void {
+  try {
+    setPriority(pid, priority);
+  } catch {
+    // The process is already gone, or we may not (not root): it only costs latency.
   }
 }

@@ -4,10 +4,12 @@
  *
  *   port\0 user\0 password\0 command\0 [stdin of the command ...]
  *
- * The reader is fed whatever bytes are available and says how many of them belong
- * to the current field.  It never claims a byte past the NUL that ends a field, so
- * the caller can consume exactly what it is told and leave everything after the
- * command's NUL in the socket: those bytes are the command's stdin (SPEC §2.6).
+ * FieldReader reads one field, RequestReader the whole request with the stderr
+ * channel's connect-back between the port and the user name.  Both are fed
+ * whatever bytes are available and say how many of them they take; they never take
+ * a byte past the NUL that ends a field, so the caller can consume exactly that and
+ * leave everything after the command's NUL in the socket: those bytes are the
+ * command's stdin (SPEC §2.6).
  *
  * A field that breaks its limit is refused as soon as the offending byte is seen,
  * without waiting for its NUL (SPEC §2.3-2.5).
@@ -15,7 +17,6 @@
 import { Diagnostic, type DiagnosticText } from './diagnostics';
 
 export type FieldName = 'port' | 'user' | 'password' | 'command';
-export const FIELD_ORDER: readonly FieldName[] = ['port', 'user', 'password', 'command'];
 
 /** Longest value of each field, in bytes, not counting its NUL. */
 export interface FieldLimits {
@@ -125,37 +126,97 @@ export function parseStderrPort(field: Buffer): StderrPort {
   return { kind: 'port', port };
 }
 
+/** A complete request, as the four fields arrived. */
 export interface Request {
-  readonly stderrPort: StderrPort;
+  /** Where the client listens for the stderr channel; undefined: no channel. */
+  readonly stderrPort: number | undefined;
   readonly user: Buffer;
+  /** Zeroed by whoever checks it, as soon as it is checked. */
   readonly password: Buffer;
   readonly command: Buffer;
 }
 
-export type Parse =
+export type RequestEvent =
+  /** Every byte offered was taken; offer more when the client sends more. */
   | { readonly kind: 'more' }
-  | { readonly kind: 'request'; readonly request: Request; readonly consumed: number }
-  | { readonly kind: 'refuse'; readonly diagnostic: DiagnosticText; readonly consumed: number };
+  /**
+   * The port field named a stderr channel: dial it back now, before anything else
+   * is read (classic clients send their credentials only once it is up), then call
+   * connected().  Nothing past the port's NUL has been taken.
+   */
+  | { readonly kind: 'connect-back'; readonly port: number }
+  /** The request is complete; nothing past the command's NUL was taken. */
+  | { readonly kind: 'request'; readonly request: Request }
+  /**
+   * Refused at the byte that broke a rule.  `portProblem` says what was wrong with
+   * a port field made of digits (for the log).
+   */
+  | { readonly kind: 'refuse'; readonly diagnostic: DiagnosticText; readonly portProblem?: string };
 
 /**
- * Parses a whole request from one buffer: what a listener that holds an incomplete
- * request uses, and what the property tests check the field reader with.  The
- * stderr port is only parsed here; connecting back is the session's job.
+ * The whole request (SPEC §2.1-2.5), resumable: fed whatever bytes the connection
+ * has, it says how many it takes and what happens next.  The inetd session drives it
+ * with blocking waits (session.ts), the listener from its poll loop (listener.ts).
+ * It never takes a byte past the NUL that ends a field, so the caller consumes
+ * exactly what it is told and everything after the command's NUL stays in the
+ * socket for the command.
  */
-export function parseRequest(bytes: Uint8Array, limits: FieldLimits = DEFAULT_LIMITS): Parse {
-  const values: Buffer[] = [];
-  let offset = 0;
-  for (const name of FIELD_ORDER) {
-    const step = fieldReader(name, limits).offer(bytes.subarray(offset));
-    offset += step.consumed;
-    if (step.kind === 'more') return { kind: 'more' };
-    if (step.kind === 'refuse') return { kind: 'refuse', diagnostic: step.diagnostic, consumed: offset };
-    if (name === 'port') {
-      const port = parseStderrPort(step.value);
-      if (port.kind === 'bad') return { kind: 'refuse', diagnostic: Diagnostic.badStderrPort, consumed: offset };
-    }
-    values.push(step.value);
+export class RequestReader {
+  private field: FieldReader;
+  private stderrPort: number | undefined;
+  private readonly values: Buffer[] = [];
+  private dialling = false;
+
+  constructor(private readonly limits: FieldLimits) {
+    this.field = fieldReader('port', limits);
   }
-  const [port, user, password, command] = values as [Buffer, Buffer, Buffer, Buffer];
-  return { kind: 'request', request: { stderrPort: parseStderrPort(port), user, password, command }, consumed: offset };
+
+  /** What the reader waits for: a field, or the stderr channel to be dialled. */
+  get waitingFor(): FieldName | 'the stderr connection' {
+    return this.dialling ? 'the stderr connection' : this.field.name;
+  }
+
+  /** Offer the bytes the client has sent; `consumed` of them belong to the request. */
+  offer(bytes: Uint8Array): { readonly consumed: number; readonly event: RequestEvent } {
+    if (this.dialling) return { consumed: 0, event: { kind: 'connect-back', port: this.stderrPort! } };
+    let consumed = 0;
+    for (;;) {
+      const step = this.field.offer(bytes.subarray(consumed));
+      consumed += step.consumed;
+      if (step.kind === 'more') return { consumed, event: { kind: 'more' } };
+      if (step.kind === 'refuse') {
+        this.wipe();
+        return { consumed, event: { kind: 'refuse', diagnostic: step.diagnostic } };
+      }
+      if (step.name === 'port') {
+        const port = parseStderrPort(step.value);
+        if (port.kind === 'bad') return { consumed, event: { kind: 'refuse', diagnostic: Diagnostic.badStderrPort, portProblem: port.why } };
+        this.field = fieldReader('user', this.limits);
+        if (port.kind === 'port') {
+          this.stderrPort = port.port;
+          this.dialling = true;
+          return { consumed, event: { kind: 'connect-back', port: port.port } };
+        }
+        continue;
+      }
+      this.values.push(step.value);
+      if (step.name === 'command') {
+        const [user, password, command] = this.values as [Buffer, Buffer, Buffer];
+        this.values.length = 0;
+        return { consumed, event: { kind: 'request', request: { stderrPort: this.stderrPort, user, password, command } } };
+      }
+      this.field = fieldReader(step.name === 'user' ? 'password' : 'command', this.limits);
+    }
+  }
+
+  /** The stderr channel asked for by 'connect-back' is up: read on. */
+  connected(): void {
+    this.dialling = false;
+  }
+
+  /** Zero what has been read so far (a password among it): the request is abandoned. */
+  wipe(): void {
+    for (const v of this.values) v.fill(0);
+    this.values.length = 0;
+  }
 }

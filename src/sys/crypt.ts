@@ -3,7 +3,7 @@
  * MD5, DES — whatever the system's own login accepts.  The phrase goes in as a
  * Buffer that the caller zeroes; it never becomes a JS string.
  */
-import { koffi } from './koffi';
+import { library } from './koffi';
 
 const CRYPT_DATA_SIZE = 32768;
 
@@ -15,7 +15,7 @@ interface Fns {
 let fns: Fns | undefined;
 function f(): Fns {
   if (fns) return fns;
-  const lib = koffi.load('libcrypt.so.1');
+  const lib = library('libcrypt.so.1');
   fns = {
     crypt_r: lib.func('const char *crypt_r(const uint8_t *phrase, const char *setting, void *data)'),
     crypt_gensalt_rn: lib.func('const char *crypt_gensalt_rn(const char *prefix, unsigned long count, const void *rbytes, int nrbytes, char *output, int size)'),

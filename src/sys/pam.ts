@@ -2,9 +2,19 @@
  * Linux-PAM through koffi: pam_start with a conversation function, the items rexecd
  * sets, authenticate / acct_mgmt / setcred, the PAM environment and pam_end.
  * Loading libpam can fail (it is not installed everywhere); loadPam says so.
+ *
+ * pam_start is where Linux-PAM reads the service's configuration and dlopens its
+ * modules (libpam's pam_handlers.c); the user and the remote host are items set
+ * afterwards.  So a handle can be started before any request has arrived, and the
+ * request's own work is only what follows (see PamHandle.start).
+ *
+ * Layouts (<security/pam_appl.h>, 64-bit): struct pam_message { int msg_style;
+ * const char *msg; } and struct pam_response { char *resp; int resp_retcode; } are
+ * declared with koffi below; Linux-PAM hands the conversation an array of pointers
+ * to messages.
  */
-import type { LibraryHandle, TypeObject } from 'koffi';
-import { koffi, libc } from './koffi';
+import type { TypeObject } from './koffi';
+import { koffi, library, libc } from './koffi';
 
 export const PAM_SUCCESS = 0;
 export const PAM_NEW_AUTHTOK_REQD = 12;
@@ -12,7 +22,6 @@ export const PAM_CONV_ERR = 19;
 export const PAM_SILENT = 0x8000;
 export const PAM_DISALLOW_NULL_AUTHTOK = 0x1;
 export const PAM_ESTABLISH_CRED = 0x2;
-export const PAM_DELETE_CRED = 0x4;
 const PAM_USER = 2;
 const PAM_RHOST = 4;
 const PAM_FAIL_DELAY = 10;
@@ -21,6 +30,8 @@ export const PAM_PROMPT_ECHO_OFF = 1;
 export const PAM_PROMPT_ECHO_ON = 2;
 export const PAM_ERROR_MSG = 3;
 export const PAM_TEXT_INFO = 4;
+/** Linux-PAM's own limit on messages in one conversation (PAM_MAX_NUM_MSG). */
+const PAM_MAX_NUM_MSG = 32;
 
 export interface PamMessage {
   readonly style: number;
@@ -35,7 +46,7 @@ export interface PamMessage {
 export type Conversation = (messages: readonly PamMessage[]) => (Buffer | null)[] | undefined;
 
 interface Lib {
-  pam_start(service: string, user: Buffer, conv: Record<string, unknown>, handle: unknown[]): number;
+  pam_start(service: string, user: null, conv: Record<string, unknown>, handle: unknown[]): number;
   pam_set_item(h: unknown, item: number, value: unknown): number;
   pam_get_item(h: unknown, item: number, out: unknown[]): number;
   pam_authenticate(h: unknown, flags: number): number;
@@ -49,6 +60,9 @@ interface Lib {
   free(p: unknown): void;
   convType: TypeObject;
   delayType: TypeObject;
+  messageType: TypeObject;
+  responseSize: number;
+  pointerSize: number;
 }
 
 let lib: Lib | undefined;
@@ -56,32 +70,36 @@ let lib: Lib | undefined;
 /** libpam's functions, or the reason it cannot be loaded. */
 export function loadPam(): { ok: true } | { ok: false; why: string } {
   if (lib) return { ok: true };
-  let pam: LibraryHandle;
+  let pam;
   try {
-    pam = koffi.load('libpam.so.0');
+    pam = library('libpam.so.0');
   } catch (e) {
     return { ok: false, why: (e as Error).message };
   }
-  const handle = koffi.opaque('rexecd_pam_handle');
-  const convType = koffi.proto('int rexecd_pam_conv_fn(int, void *, void *, void *)');
-  const delayType = koffi.proto('void rexecd_pam_delay_fn(int, unsigned int, void *)');
-  const conv = koffi.struct('rexecd_pam_conv', { conv: koffi.pointer(convType), appdata_ptr: 'void *' });
+  const k = koffi();
+  const handle = k.pointer(k.opaque('rexecd_pam_handle'));
+  const convType = k.proto('int rexecd_pam_conv_fn(int, void *, void *, void *)');
+  const delayType = k.proto('void rexecd_pam_delay_fn(int, unsigned int, void *)');
+  const conv = k.struct('rexecd_pam_conv', { conv: k.pointer(convType), appdata_ptr: 'void *' });
   const c = libc();
   lib = {
-    pam_start: pam.func('pam_start', 'int', ['const char *', 'const uint8_t *', koffi.pointer(conv), koffi.out(koffi.pointer(koffi.pointer(handle)))]),
-    pam_set_item: pam.func('pam_set_item', 'int', [koffi.pointer(handle), 'int', 'const void *']),
-    pam_get_item: pam.func('pam_get_item', 'int', [koffi.pointer(handle), 'int', koffi.out(koffi.pointer('const char *'))]),
-    pam_authenticate: pam.func('pam_authenticate', 'int', [koffi.pointer(handle), 'int']),
-    pam_acct_mgmt: pam.func('pam_acct_mgmt', 'int', [koffi.pointer(handle), 'int']),
-    pam_setcred: pam.func('pam_setcred', 'int', [koffi.pointer(handle), 'int']),
-    pam_getenvlist: pam.func('pam_getenvlist', 'void *', [koffi.pointer(handle)]),
-    pam_end: pam.func('pam_end', 'int', [koffi.pointer(handle), 'int']),
-    pam_strerror: pam.func('pam_strerror', 'const char *', [koffi.pointer(handle), 'int']),
+    pam_start: pam.func('pam_start', 'int', ['const char *', 'const char *', k.pointer(conv), k.out(k.pointer(handle))]),
+    pam_set_item: pam.func('pam_set_item', 'int', [handle, 'int', 'const void *']),
+    pam_get_item: pam.func('pam_get_item', 'int', [handle, 'int', k.out(k.pointer('const char *'))]),
+    pam_authenticate: pam.func('pam_authenticate', 'int', [handle, 'int']),
+    pam_acct_mgmt: pam.func('pam_acct_mgmt', 'int', [handle, 'int']),
+    pam_setcred: pam.func('pam_setcred', 'int', [handle, 'int']),
+    pam_getenvlist: pam.func('pam_getenvlist', 'void *', [handle]),
+    pam_end: pam.func('pam_end', 'int', [handle, 'int']),
+    pam_strerror: pam.func('pam_strerror', 'const char *', [handle, 'int']),
     calloc: c.func('void *calloc(size_t, size_t)'),
     strndup: c.func('void *strndup(const uint8_t *, size_t)'),
     free: c.func('void free(void *)'),
     convType,
     delayType,
+    messageType: k.struct('rexecd_pam_message', { msg_style: 'int', msg: 'const char *' }),
+    responseSize: k.sizeof(k.struct('rexecd_pam_response', { resp: 'char *', resp_retcode: 'int' })),
+    pointerSize: k.sizeof('void *'),
   };
   return { ok: true };
 }
@@ -91,26 +109,31 @@ function l(): Lib {
   return lib;
 }
 
-const PAM_RESPONSE_SIZE = 16; // { char *resp; int resp_retcode; }
-
 /** One PAM transaction. */
 export class PamHandle {
-  private readonly handle: unknown;
   private readonly callbacks: unknown[] = [];
   private lastStatus = PAM_SUCCESS;
   private ended = false;
 
-  constructor(service: string, user: Buffer, conversation: Conversation) {
+  private constructor(private readonly handle: unknown) {}
+
+  /**
+   * pam_start for `service` with no user yet: the configuration is read and the
+   * modules loaded now.  The conversation is fixed here (pam_start copies it), so
+   * it reads the request's credentials from wherever the caller keeps them.
+   */
+  static start(service: string, conversation: Conversation): PamHandle {
     const L = l();
-    const convPtr = koffi.register((n: number, msgs: unknown, resp: unknown) => answer(L, n, msgs, resp, conversation), koffi.pointer(L.convType));
-    this.callbacks.push(convPtr);
+    const convPtr = koffi().register((n: number, msgs: unknown, resp: unknown) => answer(L, n, msgs, resp, conversation), koffi().pointer(L.convType));
     const out: unknown[] = [null];
-    const rc = L.pam_start(service, Buffer.concat([user, Buffer.from([0])]), { conv: convPtr, appdata_ptr: null }, out);
+    const rc = L.pam_start(service, null, { conv: convPtr, appdata_ptr: null }, out);
     if (rc !== PAM_SUCCESS) {
-      this.release();
+      koffi().unregister(convPtr);
       throw new Error(`pam_start(${service}): ${L.pam_strerror(null, rc)}`);
     }
-    this.handle = out[0];
+    const h = new PamHandle(out[0]);
+    h.callbacks.push(convPtr);
+    return h;
   }
 
   strerror(rc: number): string {
@@ -123,6 +146,11 @@ export class PamHandle {
     return rc;
   }
 
+  /** PAM_USER: the name the client sent, as bytes. */
+  setUser(user: Buffer): void {
+    this.checked('pam_set_item(PAM_USER)', l().pam_set_item(this.handle, PAM_USER, Buffer.concat([user, Buffer.from([0])])));
+  }
+
   setRhost(rhost: string): void {
     this.checked('pam_set_item(PAM_RHOST)', l().pam_set_item(this.handle, PAM_RHOST, Buffer.from(`${rhost}\0`)));
   }
@@ -132,7 +160,7 @@ export class PamHandle {
    * rexecd applies one fixed delay to every refusal, so that refusals look alike.
    */
   disableFailDelay(): void {
-    const fn = koffi.register(() => {}, koffi.pointer(l().delayType));
+    const fn = koffi().register(() => {}, koffi().pointer(l().delayType));
     this.callbacks.push(fn);
     this.checked('pam_set_item(PAM_FAIL_DELAY)', l().pam_set_item(this.handle, PAM_FAIL_DELAY, fn));
   }
@@ -163,9 +191,9 @@ export class PamHandle {
     if (!list) return [];
     const env: string[] = [];
     for (let i = 0; ; i++) {
-      const entry = koffi.decode(list, i * 8, 'void *') as unknown;
+      const entry = koffi().decode(list, i * L.pointerSize, 'void *') as unknown;
       if (!entry) break;
-      env.push(koffi.decode(entry, 'char', -1) as string);
+      env.push(koffi().decode(entry, 'char', -1) as string);
       L.free(entry);
     }
     L.free(list);
@@ -176,38 +204,35 @@ export class PamHandle {
     if (this.ended) return;
     this.ended = true;
     l().pam_end(this.handle, this.lastStatus);
-    this.release();
+    for (const cb of this.callbacks) koffi().unregister(cb as bigint);
+    this.callbacks.length = 0;
   }
 
   private checked(what: string, rc: number): void {
     if (rc !== PAM_SUCCESS) throw new Error(`${what}: ${this.strerror(rc)}`);
-  }
-
-  private release(): void {
-    for (const cb of this.callbacks) koffi.unregister(cb as bigint);
-    this.callbacks.length = 0;
   }
 }
 
 /** The conversation callback: C in, C out; the answers are the Conversation's. */
 function answer(L: Lib, n: number, msgs: unknown, resp: unknown, conversation: Conversation): number {
   try {
-    if (n <= 0 || n > 64) return PAM_CONV_ERR;
+    if (n <= 0 || n > PAM_MAX_NUM_MSG) return PAM_CONV_ERR;
+    const k = koffi();
     const messages: PamMessage[] = [];
     for (let i = 0; i < n; i++) {
-      // Linux-PAM passes an array of pointers to messages.
-      const m = koffi.decode(msgs, i * 8, 'void *') as unknown;
-      messages.push({ style: koffi.decode(m, 0, 'int') as number, text: (koffi.decode(m, 8, 'const char *') as string | null) ?? '' });
+      const m = k.decode(msgs, i * L.pointerSize, 'void *') as unknown;
+      const { msg_style, msg } = k.decode(m, L.messageType) as { msg_style: number; msg: string | null };
+      messages.push({ style: msg_style, text: msg ?? '' });
     }
     const replies = conversation(messages);
     if (!replies || replies.length !== n) return PAM_CONV_ERR;
-    const array = L.calloc(n, PAM_RESPONSE_SIZE);
+    const array = L.calloc(n, L.responseSize);
     if (!array) return PAM_CONV_ERR;
     for (let i = 0; i < n; i++) {
       const reply = replies[i];
-      if (reply) koffi.encode(array, i * PAM_RESPONSE_SIZE, 'void *', L.strndup(reply, reply.length));
+      if (reply) k.encode(array, i * L.responseSize, 'void *', L.strndup(reply, reply.length));
     }
-    koffi.encode(resp, 0, 'void *', array);
+    k.encode(resp, 0, 'void *', array);
     return PAM_SUCCESS;
   } catch {
     return PAM_CONV_ERR;

@@ -4,6 +4,7 @@
  * client sent, not necessarily UTF-8.
  */
 import { koffi, libc, SysError } from './koffi';
+import { EBADF, ENOENT, EPERM, ERANGE, ESRCH } from './errno';
 
 export interface PasswdEntry {
   readonly name: string;
@@ -24,8 +25,6 @@ export interface ShadowEntry {
   readonly expire: number;
 }
 
-const ERANGE = 34;
-
 interface Fns {
   getpwnam_r(name: Buffer, out: Record<string, unknown>, buf: Buffer, len: number, result: unknown[]): number;
   getspnam_r(name: Buffer, out: Record<string, unknown>, buf: Buffer, len: number, result: unknown[]): number;
@@ -34,7 +33,9 @@ interface Fns {
 let fns: Fns | undefined;
 function f(): Fns {
   if (fns) return fns;
-  const passwd = koffi.struct('rexecd_passwd', {
+  const k = koffi();
+  // struct passwd and struct spwd as glibc lays them out (<pwd.h>, <shadow.h>).
+  const passwd = k.struct('rexecd_passwd', {
     pw_name: 'const char *',
     pw_passwd: 'const char *',
     pw_uid: 'uint32_t',
@@ -43,7 +44,7 @@ function f(): Fns {
     pw_dir: 'const char *',
     pw_shell: 'const char *',
   });
-  const spwd = koffi.struct('rexecd_spwd', {
+  const spwd = k.struct('rexecd_spwd', {
     sp_namp: 'const char *',
     sp_pwdp: 'const char *',
     sp_lstchg: 'long',
@@ -56,8 +57,8 @@ function f(): Fns {
   });
   const lib = libc();
   fns = {
-    getpwnam_r: lib.func('getpwnam_r', 'int', ['const uint8_t *', koffi.out(koffi.pointer(passwd)), 'void *', 'size_t', koffi.out(koffi.pointer('void *'))]),
-    getspnam_r: lib.func('getspnam_r', 'int', ['const uint8_t *', koffi.out(koffi.pointer(spwd)), 'void *', 'size_t', koffi.out(koffi.pointer('void *'))]),
+    getpwnam_r: lib.func('getpwnam_r', 'int', ['const uint8_t *', k.out(k.pointer(passwd)), 'void *', 'size_t', k.out(k.pointer('void *'))]),
+    getspnam_r: lib.func('getspnam_r', 'int', ['const uint8_t *', k.out(k.pointer(spwd)), 'void *', 'size_t', k.out(k.pointer('void *'))]),
   };
   return fns;
 }
@@ -70,7 +71,7 @@ function lookup(call: 'getpwnam_r' | 'getspnam_r', name: Buffer): Record<string,
     const rc = f()[call](cname, out, Buffer.alloc(size), size, result);
     if (rc === ERANGE) continue;
     // ENOENT, ESRCH, EBADF and EPERM are how some NSS modules say "no such user".
-    if (rc !== 0 && ![2, 3, 9, 1].includes(rc)) throw new SysError(call, rc);
+    if (rc !== 0 && rc !== ENOENT && rc !== ESRCH && rc !== EBADF && rc !== EPERM) throw new SysError(call, rc);
     return result[0] ? out : undefined;
   }
   throw new SysError(call, ERANGE);

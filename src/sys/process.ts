@@ -1,38 +1,20 @@
 /**
  * Process-level calls that Node lacks or gets wrong for an exec-style server:
  * execve with the exact argv and environment, the signal state the shell inherits,
- * setsid, alarm, sysconf and _exit.
+ * setsid, alarm, sysconf, priorities and _exit.
  */
 import { readFileSync } from 'node:fs';
-import { check, koffi, libc, SysError } from './koffi';
+import { check, cfunc, errno, libc, SysError } from './koffi';
+import { EPERM } from './errno';
 
-interface Fns {
-  execve(path: Buffer, argv: (Buffer | null)[], envp: (Buffer | null)[]): number;
-  setsid(): number;
-  signal(sig: number, handler: null): unknown;
-  sigprocmask(how: number, set: Buffer, old: null): number;
-  alarm(seconds: number): number;
-  sysconf(name: number): number | bigint;
-  _exit(status: number): void;
-  write(fd: number, buf: Buffer, len: number): number;
-}
-
-let fns: Fns | undefined;
-function f(): Fns {
-  if (fns) return fns;
-  const lib = libc();
-  fns = {
-    execve: lib.func('int execve(const uint8_t *, const uint8_t **, const uint8_t **)'),
-    setsid: lib.func('int setsid(void)'),
-    signal: lib.func('void *signal(int, void *)'),
-    sigprocmask: lib.func('int sigprocmask(int, const void *, void *)'),
-    alarm: lib.func('unsigned int alarm(unsigned int)'),
-    sysconf: lib.func('long sysconf(int)'),
-    _exit: lib.func('void _exit(int)'),
-    write: lib.func('intptr_t write(int, const void *, size_t)'),
-  };
-  return fns;
-}
+const execveC = cfunc<(path: Buffer, argv: (Buffer | null)[], envp: (Buffer | null)[]) => number>(libc, 'int execve(const uint8_t *, const uint8_t **, const uint8_t **)');
+const setsidC = cfunc<() => number>(libc, 'int setsid(void)');
+const signal = cfunc<(sig: number, handler: null) => unknown>(libc, 'void *signal(int, void *)');
+const sigprocmask = cfunc<(how: number, set: Buffer, old: null) => number>(libc, 'int sigprocmask(int, const void *, void *)');
+const alarmC = cfunc<(seconds: number) => number>(libc, 'unsigned int alarm(unsigned int)');
+const sysconf = cfunc<(name: number) => number | bigint>(libc, 'long sysconf(int)');
+const _exit = cfunc<(status: number) => never>(libc, 'void _exit(int)');
+const write = cfunc<(fd: number, buf: Buffer, len: number) => number>(libc, 'intptr_t write(int, const void *, size_t)');
 
 const cstr = (s: string | Buffer): Buffer => Buffer.concat([typeof s === 'string' ? Buffer.from(s) : s, Buffer.from([0])]);
 
@@ -42,13 +24,13 @@ const cstr = (s: string | Buffer): Buffer => Buffer.concat([typeof s === 'string
  * Arguments may be Buffers, so a command reaches the shell byte for byte.
  */
 export function execve(path: string, argv: readonly (string | Buffer)[], env: readonly string[]): number {
-  f().execve(cstr(path), [...argv.map(cstr), null], [...env.map(cstr), null]);
-  return koffi.errno();
+  execveC(cstr(path), [...argv.map(cstr), null], [...env.map(cstr), null]);
+  return errno();
 }
 
 /** A new session, detached from any terminal.  EPERM means we lead one already. */
 export function setsid(): void {
-  if (f().setsid() === -1 && koffi.errno() !== 1 /* EPERM */) throw new SysError('setsid', koffi.errno());
+  if (setsidC() === -1 && errno() !== EPERM) throw new SysError('setsid', errno());
 }
 
 /**
@@ -60,28 +42,54 @@ export function resetSignals(): void {
   const status = readFileSync('/proc/self/status', 'latin1');
   const ignored = BigInt('0x' + (/^SigIgn:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'));
   for (let sig = 1; sig <= 64; sig++) {
-    if ((ignored >> BigInt(sig - 1)) & 1n) f().signal(sig, null /* SIG_DFL */);
+    if ((ignored >> BigInt(sig - 1)) & 1n) signal(sig, null /* SIG_DFL */);
   }
   const SIG_SETMASK = 2;
-  check('sigprocmask', f().sigprocmask(SIG_SETMASK, Buffer.alloc(128), null));
+  check('sigprocmask', sigprocmask(SIG_SETMASK, Buffer.alloc(128) /* an empty sigset_t */, null));
 }
 
 /** alarm(2): a last-resort timer whose default action ends the process. */
 export function alarm(seconds: number): void {
-  f().alarm(seconds);
+  alarmC(seconds);
 }
 
+/** sysconf(_SC_ARG_MAX): the room for exec's arguments and environment. */
 export function argMax(): number {
   const _SC_ARG_MAX = 0;
-  return Number(f().sysconf(_SC_ARG_MAX));
+  return Number(sysconf(_SC_ARG_MAX));
 }
 
 /** Write to a raw fd, ignoring errors: the last words of a process about to _exit. */
 export function writeRaw(fd: number, buf: Buffer): void {
-  f().write(fd, buf, buf.length);
+  write(fd, buf, buf.length);
 }
 
+/** _exit(2): no exit handlers, no flushing, no waiting for koffi's threads. */
 export function exitNow(status: number): never {
-  f()._exit(status);
-  throw new Error('unreachable');
+  return _exit(status);
+}
+
+/** struct rlimit { rlim_t rlim_cur, rlim_max; }: two 64-bit counts. */
+const prlimit = cfunc<(pid: number, resource: number, limit: Buffer | null, old: Buffer | null) => number>(libc, 'int prlimit(int, int, const void *, void *)');
+const RLIMIT_NOFILE = 7;
+
+const RLIM_INFINITY = 0xffffffffffffffffn;
+
+/**
+ * RLIMIT_NOFILE: how many descriptors this process may have open (soft), and the
+ * most it may raise that to (hard); Infinity for RLIM_INFINITY.
+ */
+export function fileLimit(): { soft: number; hard: number } {
+  const limit = Buffer.alloc(16);
+  check('prlimit(RLIMIT_NOFILE)', prlimit(0, RLIMIT_NOFILE, null, limit));
+  const count = (at: number): number => (limit.readBigUInt64LE(at) === RLIM_INFINITY ? Infinity : Number(limit.readBigUInt64LE(at)));
+  return { soft: count(0), hard: count(8) };
+}
+
+/** Set the soft RLIMIT_NOFILE (up to the hard one, which stays as it is). */
+export function setFileLimit(soft: number, hard: number): void {
+  const limit = Buffer.alloc(16);
+  limit.writeBigUInt64LE(BigInt(soft), 0);
+  limit.writeBigUInt64LE(hard === Infinity ? RLIM_INFINITY : BigInt(hard), 8);
+  check('prlimit(RLIMIT_NOFILE)', prlimit(0, RLIMIT_NOFILE, limit, null));
 }

@@ -1,5 +1,5 @@
 /** syslog(3) through the C library, so journald or rsyslog picks rexecd's lines up. */
-import { libc } from './koffi';
+import { cfunc, libc } from './koffi';
 
 export const LOG_AUTHPRIV = 10 << 3;
 export const LOG_DAEMON = 3 << 3;
@@ -9,19 +9,17 @@ export const LOG_NOTICE = 5;
 export const LOG_INFO = 6;
 const LOG_PID = 0x01;
 
-let fns: { syslog(pri: number, fmt: string, ...args: unknown[]): void } | undefined;
+const openlog = cfunc<(ident: Buffer, option: number, facility: number) => void>(libc, 'void openlog(const uint8_t *ident, int option, int facility)');
+const syslogC = cfunc<(priority: number, format: string, ...args: unknown[]) => void>(libc, 'void syslog(int priority, const char *format, ...)');
+
 // glibc keeps the ident pointer: it must outlive every syslog() call.
 let ident: Buffer | undefined;
 
 export function openSyslog(name: string, facility: number): void {
-  const lib = libc();
-  const openlog = lib.func('void openlog(const uint8_t *ident, int option, int facility)');
-  fns = { syslog: lib.func('void syslog(int priority, const char *format, ...)') };
   ident = Buffer.from(`${name}\0`);
   openlog(ident, LOG_PID, facility);
 }
 
 export function syslog(priority: number, message: string): void {
-  if (!fns) return;
-  fns.syslog(priority, '%s', 'const char *', message);
+  if (ident) syslogC(priority, '%s', 'const char *', message);
 }

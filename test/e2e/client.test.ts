@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { startWorld, freePort, type World } from '../harness/world';
 import { latin1 as text } from '../harness/clients';
 import { runRexec, runOnPty, type RexecOptions, type PtyOptions } from '../harness/rexec-cli';
-import { dial, hostPort, listenEphemeral, sleep } from '../harness/sockets';
+import { dial, hostPort, listenEphemeral } from '../harness/sockets';
+import { sleep } from '../harness/wait';
 
 const USER = 'rxcli';
 const PASSWORD = 'wonder-7';

@@ -200,7 +200,7 @@ describe('diagnostics', () => {
   test('a home the user cannot enter: No remote directory. (chdir is done as the user)', async () => {
     const r = await rawReq('shadow', { user: 'rxclosed', password: 'rxpass', command: 'id' });
     assert.equal(text(r.main), '\x01No remote directory.\n');
-    await w.waitLog(/no home directory .*rxclosed for user rxclosed from 127\.0\.0\.1: EACCES/);
+    await w.waitLog(/no home directory .*rxclosed for user "rxclosed" from 127\.0\.0\.1: EACCES/);
   });
 
   test('a shell that does not exist: \\0, then "<shell>: <error>" on stderr without a flag', async () => {
@@ -218,16 +218,16 @@ describe('diagnostics', () => {
 
 describe('refusals: one answer, the same delay, the real reason in the log', () => {
   const cases: [name: string, user: string, password: string, log: RegExp][] = [
-    ['wrong password', 'rxtest', 'wrong', /refused user rxtest from 127\.0\.0\.1: bad password/],
-    ['unknown user', 'nosuchuser', 'rxpass', /refused user nosuchuser from 127\.0\.0\.1: unknown user/],
-    ['empty user name', '', 'rxtest', /refused user  from 127\.0\.0\.1: unknown user/],
-    ['locked (!)', 'rxlocked', 'rxpass', /rxlocked .*: account locked/],
-    ['locked (*)', 'rxstar', 'rxpass', /rxstar .*: account locked/],
-    ['empty hash', 'rxempty', 'x', /rxempty .*: empty password refused/],
-    ['expired account', 'rxexpired', 'rxpass', /rxexpired .*: account expired/],
-    ['password must be changed', 'rxmustchg', 'rxpass', /rxmustchg .*: password must be changed/],
-    ['password expired past inactivity', 'rxaged', 'rxpass', /rxaged .*: account inactive/],
-    ['root without --allow-root', 'rxroot', 'rxpass', /rxroot .*: root refused/],
+    ['wrong password', 'rxtest', 'wrong', /refused user "rxtest" from 127\.0\.0\.1: bad password/],
+    ['unknown user', 'nosuchuser', 'rxpass', /refused user "nosuchuser" from 127\.0\.0\.1: unknown user/],
+    ['empty user name', '', 'rxtest', /refused user "" from 127\.0\.0\.1: unknown user/],
+    ['locked (!)', 'rxlocked', 'rxpass', /"rxlocked" .*: account locked/],
+    ['locked (*)', 'rxstar', 'rxpass', /"rxstar" .*: account locked/],
+    ['empty hash', 'rxempty', 'x', /"rxempty" .*: empty password refused/],
+    ['expired account', 'rxexpired', 'rxpass', /"rxexpired" .*: account expired/],
+    ['password must be changed', 'rxmustchg', 'rxpass', /"rxmustchg" .*: password must be changed/],
+    ['password expired past inactivity', 'rxaged', 'rxpass', /"rxaged" .*: account inactive/],
+    ['root without --allow-root', 'rxroot', 'rxpass', /"rxroot" .*: root refused/],
   ];
   for (const [name, user, password, log] of cases) {
     test(name, async () => {
@@ -241,7 +241,7 @@ describe('refusals: one answer, the same delay, the real reason in the log', () 
   test('a user in the deny file', async () => {
     const r = await rawReq('deny', { user: 'rxdenied', password: 'rxpass', command: 'id' });
     assert.equal(text(r.main), '\x01Login incorrect.\n');
-    await w.waitLog(/rxdenied .*: denied by \/etc\/rexecd\.deny/);
+    await w.waitLog(/"rxdenied" .*: denied by \/etc\/rexecd\.deny/);
     const ok = await run({ service: 'deny', command: 'id -un' });
     assert.equal(text(ok.stdout), 'rxtest\n');
   });
@@ -251,7 +251,7 @@ describe('refusals: one answer, the same delay, the real reason in the log', () 
     try {
       const r = await rawReq('root', { user: 'rxtest', password: 'rxpass', command: 'id' });
       assert.equal(text(r.main), '\x01Login incorrect.\n');
-      await w.waitLog(/rxtest .*: \/etc\/nologin exists/);
+      await w.waitLog(/"rxtest" .*: \/etc\/nologin exists/);
       const root = await run({ service: 'root', user: 'rxroot', command: 'id -u' });
       assert.equal(text(root.stdout), '0\n');
     } finally {

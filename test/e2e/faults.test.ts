@@ -13,10 +13,11 @@ import { createServer } from 'node:net';
 import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startWorld, type Service, type World } from '../harness/world';
-import { BUILD, DIST, NODE, REXECD } from '../harness/paths';
+import { BUILD, DEPLOYED, DIST, NODE, REXECD } from '../harness/paths';
 import { latin1 as text, raw, request, type RequestFields } from '../harness/clients';
 import { childPids } from '../harness/processes';
-import { closed, deafListener, dial, fillDatagramSocket, listenEphemeral, sleep } from '../harness/sockets';
+import { closed, deafListener, dial, fillDatagramSocket, listenEphemeral } from '../harness/sockets';
+import { sleep } from '../harness/wait';
 import { faultModulePath } from '../harness/pam-fault';
 import { SyslogSink } from '../harness/syslog-sink';
 
@@ -41,7 +42,7 @@ const pamService = (name: string) => ['--fail-delay', '0', '--timeout', '1', '--
 // A copy of dist/ with one module that throws as it loads: a broken installation
 // (or a rebuild caught half-way).
 const BROKEN = join(BUILD, `broken-dist-${process.pid}`);
-// The deployed bundle copied alone, without koffi's native module beside it.
+// The deployed files copied without koffi's native module beside them.
 const LONE = join(BUILD, `lone-bundle-${process.pid}`);
 // A preload that keeps Node busy for 2 s before rexecd's own code runs: a start-up
 // slowed down by load (hundreds of connections arriving at once).
@@ -61,7 +62,7 @@ before(async () => {
   writeFileSync(join(BROKEN, 'auth', 'select.js'), "throw new Error('simulated broken installation');\n");
   writeFileSync(SLOW_START, 'const end = Date.now() + 2000;\nwhile (Date.now() < end);\n');
   mkdirSync(LONE, { recursive: true });
-  cpSync(REXECD, join(LONE, 'rexecd.cjs'));
+  for (const file of DEPLOYED.filter((f) => f !== 'koffi')) cpSync(join(DIST, file), join(LONE, file));
   const services: Record<ServiceName, Service> = {
     ...mapValues(PAM, (_text, name) => pamService(name)),
     'rexec-slow': [...pamService('rexec-slow'), '--timeout', '5', '-l'],
@@ -141,7 +142,7 @@ describe('the client leaves after each field', () => {
       await Promise.race([c.closed, sleep(5000)]);
       if (how === 'end') assert.equal(text(c.data()), '\x01Login incorrect.\n');
       else assert.equal(c.data().length, 0);
-      await w.waitLog(/refused user rxf from 127\.0\.0\.1: bad password/);
+      await w.waitLog(/refused user "rxf" from 127\.0\.0\.1: bad password/);
       assert.deepEqual(failedServing(), []);
     });
   }
@@ -199,12 +200,12 @@ describe('the stderr listener', () => {
 
 describe('libpam failing', () => {
   const cases: [name: string, service: ServiceName, want: string, log: RegExp][] = [
-    ['a module that does not exist', 'rexec-nomodule', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: authentication: Module is unknown/],
-    ['auth requisite pam_deny.so', 'rexec-deny', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: authentication: Authentication failure/],
-    ['pam_authenticate: PAM_SYSTEM_ERR', 'rexec-syserr', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: authentication: System error/],
-    ['pam_authenticate: PAM_ABORT', 'rexec-abort', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: authentication: Critical error/],
-    ['pam_acct_mgmt: PAM_SYSTEM_ERR', 'rexec-acct', '\x01Login incorrect.\n', /refused user rxf from 127\.0\.0\.1: PAM: account: System error/],
-    ['pam_setcred: PAM_CRED_ERR (after the password was right)', 'rexec-setcred', '\x01Try again.\n', /cannot become user rxf from 127\.0\.0\.1: establishing credentials: pam_setcred: Failure setting user credentials/],
+    ['a module that does not exist', 'rexec-nomodule', '\x01Login incorrect.\n', /refused user "rxf" from 127\.0\.0\.1: PAM: authentication: Module is unknown/],
+    ['auth requisite pam_deny.so', 'rexec-deny', '\x01Login incorrect.\n', /refused user "rxf" from 127\.0\.0\.1: PAM: authentication: Authentication failure/],
+    ['pam_authenticate: PAM_SYSTEM_ERR', 'rexec-syserr', '\x01Login incorrect.\n', /refused user "rxf" from 127\.0\.0\.1: PAM: authentication: System error/],
+    ['pam_authenticate: PAM_ABORT', 'rexec-abort', '\x01Login incorrect.\n', /refused user "rxf" from 127\.0\.0\.1: PAM: authentication: Critical error/],
+    ['pam_acct_mgmt: PAM_SYSTEM_ERR', 'rexec-acct', '\x01Login incorrect.\n', /refused user "rxf" from 127\.0\.0\.1: PAM: account: System error/],
+    ['pam_setcred: PAM_CRED_ERR (after the password was right)', 'rexec-setcred', '\x01Try again.\n', /cannot become user "rxf" from 127\.0\.0\.1: establishing credentials: pam_setcred: Failure setting user credentials/],
     ['pam_start fails (an @include that is missing)', 'rexec-badinclude', '\x01Try again.\n', /pam_start\(rexec-badinclude\): Critical error/],
   ];
   for (const [name, service, want, log] of cases) {

@@ -18,8 +18,9 @@ import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startWorld, type World } from '../harness/world';
-import { closedPort, listenEphemeral, sleep, type HeldPort } from '../harness/sockets';
-import { fieldReader, parseStderrPort, FIELD_ORDER, type FieldLimits, type FieldName } from '../../src/protocol/request';
+import { closedPort, listenEphemeral, type HeldPort } from '../harness/sockets';
+import { sleep } from '../harness/wait';
+import { RequestReader, type FieldLimits, type FieldName, type Request } from '../../src/protocol/request';
 import { commandLimit } from '../../src/options';
 import { argMax } from '../../src/sys/process';
 
@@ -238,40 +239,39 @@ function generator(seed: number, ports: Ports): () => Case {
 // ------------------------------------------------------------------ in-process
 /** What the connection and the session make of the bytes, in process. */
 type Fed =
-  | { readonly kind: 'refuse'; readonly text: string; readonly stage: FieldName | 'connect'; readonly consumed: number }
-  | { readonly kind: 'incomplete'; readonly stage: FieldName; readonly consumed: number }
-  | { readonly kind: 'request'; readonly fields: Readonly<Partial<Record<FieldName, Buffer>>>; readonly consumed: number };
+  | { readonly kind: 'refuse'; readonly text: string; readonly stage: FieldName | 'the stderr connection' | 'connect'; readonly consumed: number }
+  | { readonly kind: 'incomplete'; readonly stage: FieldName | 'the stderr connection'; readonly consumed: number }
+  | { readonly kind: 'request'; readonly request: Request; readonly portNumber: number; readonly consumed: number };
 
 /**
- * The connection's loop (src/io/connection.ts readField) without the socket, cut
- * where cuts say, and the session's step after the port field (SPEC §2.1-2.2): a bad
- * port is refused; a valid one is connected back to, which fails where refuses(port).
+ * The connection's loop (src/io/connection.ts read) without the socket: the bytes
+ * offered to the RequestReader in the chunks cuts make, the connect-back done right
+ * when it asks for it, and failing where refuses(port).
  */
 function feed(bytes: Buffer, cuts: readonly number[], refuses: (port: number) => boolean): Fed {
+  const reader = new RequestReader(LIMITS);
   let off = 0;
-  const fields: Partial<Record<FieldName, Buffer>> = {};
   let chunk = 0;
-  for (const name of FIELD_ORDER) {
-    const reader = fieldReader(name, LIMITS);
-    for (;;) {
-      const end = Math.max(off, cuts[chunk] ?? bytes.length);
-      const step = reader.offer(bytes.subarray(off, end));
-      off += step.consumed;
-      if (step.kind === 'refuse') return { kind: 'refuse', text: step.diagnostic, stage: name, consumed: off };
-      if (step.kind === 'field') {
-        fields[name] = step.value;
-        if (name === 'port') {
-          const port = parseStderrPort(step.value);
-          if (port.kind === 'bad') return { kind: 'refuse', text: DIAG.port, stage: name, consumed: off };
-          if (port.kind === 'port' && refuses(port.port)) return { kind: 'refuse', text: DIAG.connect, stage: 'connect', consumed: off };
-        }
+  let portNumber = 0;
+  for (;;) {
+    const end = Math.max(off, cuts[chunk] ?? bytes.length);
+    const { consumed, event } = reader.offer(bytes.subarray(off, end));
+    off += consumed;
+    switch (event.kind) {
+      case 'refuse':
+        return { kind: 'refuse', text: event.diagnostic, stage: reader.waitingFor, consumed: off };
+      case 'connect-back':
+        portNumber = event.port;
+        if (refuses(portNumber)) return { kind: 'refuse', text: DIAG.connect, stage: 'connect', consumed: off };
+        reader.connected();
         break;
-      }
-      if (end >= bytes.length) return { kind: 'incomplete', stage: name, consumed: off };
-      chunk++;
+      case 'request':
+        return { kind: 'request', request: event.request, portNumber, consumed: off };
+      case 'more':
+        if (end >= bytes.length) return { kind: 'incomplete', stage: reader.waitingFor, consumed: off };
+        chunk++;
     }
   }
-  return { kind: 'request', fields, consumed: off };
 }
 
 test(`parser: ${PARSER_CASES} generated requests in random chunks agree with the model of SPEC §2 (seed ${SEED})`, () => {
@@ -290,9 +290,10 @@ test(`parser: ${PARSER_CASES} generated requests in random chunks agree with the
       if (got.kind !== 'request') assert.fail(`${where}: ${JSON.stringify(got)}`);
       // Never a byte past the command's NUL.
       assert.equal(got.consumed, want.length, where);
-      for (const f of ['user', 'password', 'command'] as const) assert.deepEqual(got.fields[f], want.fields[f], where);
-      const portField = got.fields.port ?? assert.fail(`${where}: no port field`);
-      assert.equal(portField.length ? Number(portField.toString('latin1')) : 0, want.portNumber, where);
+      for (const f of ['user', 'password', 'command'] as const) assert.deepEqual(got.request[f], want.fields[f], where);
+      // The port dialled back, and the port the request names.
+      assert.equal(got.portNumber, want.portNumber, where);
+      assert.equal(got.request.stderrPort ?? 0, want.portNumber, where);
       saw('request');
     } else if (want.kind === 'refuse') {
       if (got.kind !== 'refuse') assert.fail(`${where}: expected ${JSON.stringify(want.text)}, got ${JSON.stringify(got)}`);

@@ -9,12 +9,13 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startWorld, freePort, type World } from '../harness/world';
-import { NODE, REXECD, REXECD_KOFFI } from '../harness/paths';
+import { DEPLOYED, DIST, NODE } from '../harness/paths';
 import { glibcClient, latin1 as text, raw, request } from '../harness/clients';
 import { SHELL_SIGNALS } from '../harness/commands';
 import { startListener, type Launched } from '../harness/launchers';
 import { Watched, childPids, exited, memoryKb } from '../harness/processes';
-import { dial, sleep } from '../harness/sockets';
+import { dial } from '../harness/sockets';
+import { sleep } from '../harness/wait';
 
 let w: World<'unused'>;
 before(async () => {
@@ -69,7 +70,7 @@ describe('rexecd --listen', () => {
     const bad = await raw({ port: L.port, steps: [request({ user: 'rxtest', password: 'nope', command: 'id' })] });
     assert.equal(text(bad.main), '\x01Login incorrect.\n');
     assert.ok(bad.ms >= 300);
-    await w.waitLog(/refused user rxtest from 127\.0\.0\.1: bad password/);
+    await w.waitLog(/refused user "rxtest" from 127\.0\.0\.1: bad password/);
   });
 
   test('a silent client is cut off at the deadline', async () => {
@@ -133,13 +134,12 @@ test('SIGTERM stops accepting and exits; no process of it stays behind', async (
 });
 
 test('run as a normal user, it says what it can and cannot do', async () => {
-  // uid 65534 must reach node and the bundle wherever the checkout is (a fresh root's
-  // /root is mode 700): a copy of the bundle and of koffi's native module, and node
-  // bind-mounted in a private mount namespace, in a directory anyone can read.
+  // uid 65534 must reach node and rexecd wherever the checkout is (a fresh root's
+  // /root is mode 700): a copy of the deployed files, and node bind-mounted in a
+  // private mount namespace, in a directory anyone can read.
   const dir = mkdtempSync(join(tmpdir(), 'rexecd-nobody-'));
   try {
-    cpSync(REXECD, join(dir, 'rexecd.cjs'));
-    cpSync(REXECD_KOFFI, join(dir, 'koffi'), { recursive: true });
+    for (const file of DEPLOYED) cpSync(join(DIST, file), join(dir, file), { recursive: true });
     writeFileSync(join(dir, 'node'), '');
     // Readable by all, whatever the umask made of the copies.
     execFileSync('chmod', ['-R', 'a+rX', dir]);

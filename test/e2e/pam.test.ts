@@ -69,12 +69,12 @@ describe('PAM logins (the default method)', () => {
 
 describe('PAM refusals: the same answer after the same delay; the reason in syslog', () => {
   const cases: [name: string, user: string, password: string, log: RegExp, moduleLog?: RegExp][] = [
-    ['wrong password', 'rxtest', 'wrong', /refused user rxtest from 127\.0\.0\.1: PAM: authentication: Authentication failure/],
-    ['unknown user', 'nosuchuser', 'x', /refused user nosuchuser from 127\.0\.0\.1: PAM: authentication: /],
-    ['locked account', 'rxlocked', 'rxpass', /refused user rxlocked from .*: PAM: authentication: /],
+    ['wrong password', 'rxtest', 'wrong', /refused user "rxtest" from 127\.0\.0\.1: PAM: authentication: Authentication failure/],
+    ['unknown user', 'nosuchuser', 'x', /refused user "nosuchuser" from 127\.0\.0\.1: PAM: authentication: /],
+    ['locked account', 'rxlocked', 'rxpass', /refused user "rxlocked" from .*: PAM: authentication: /],
     // Debian's common-account ends in pam_deny, so PAM reports its code; pam_unix's own line says "expired".
-    ['expired account', 'rxexpired', 'rxpass', /refused user rxexpired from .*: PAM: account: /, /account rxexpired has expired/],
-    ['password must be changed', 'rxmustchg', 'rxpass', /refused user rxmustchg from .*: PAM: password must be changed, which rexec cannot do/],
+    ['expired account', 'rxexpired', 'rxpass', /refused user "rxexpired" from .*: PAM: account: /, /account rxexpired has expired/],
+    ['password must be changed', 'rxmustchg', 'rxpass', /refused user "rxmustchg" from .*: PAM: password must be changed, which rexec cannot do/],
   ];
   for (const [name, user, password, log, moduleLog] of cases) {
     test(name, async () => {
@@ -93,7 +93,7 @@ describe('PAM refusals: the same answer after the same delay; the reason in sysl
     try {
       const r = await login('pam', 'rxtest', 'rxpass');
       assert.equal(text(r.main), '\x01Login incorrect.\n');
-      await w.waitLog(/refused user rxtest from 127\.0\.0\.1: PAM: authentication: /);
+      await w.waitLog(/refused user "rxtest" from 127\.0\.0\.1: PAM: authentication: /);
     } finally {
       w.nsenter('rm', ['-f', '/etc/nologin']);
     }
@@ -102,7 +102,7 @@ describe('PAM refusals: the same answer after the same delay; the reason in sysl
   test('pam_access sees the remote host (PAM_RHOST): 127.0.0.1 denied, ::1 allowed', async () => {
     const v4 = await login('access', 'rxtest', 'rxpass');
     assert.equal(text(v4.main), '\x01Login incorrect.\n');
-    await w.waitLog(/refused user rxtest from 127\.0\.0\.1: PAM: account: Permission denied/);
+    await w.waitLog(/refused user "rxtest" from 127\.0\.0\.1: PAM: account: Permission denied/);
     const v6 = await raw({ port: w.ports.access, host: '::1', steps: [request({ user: 'rxtest', password: 'rxpass', command: 'echo $RHOST' })] });
     assert.equal(text(v6.main), '\0::1\n');
   });

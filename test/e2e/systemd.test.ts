@@ -128,7 +128,7 @@ describe('systemd-socket-activate --accept --inetd (StandardInput=socket)', () =
 
   test('a refusal is the one diagnostic on the connection', async () => {
     await refusal(launcher('inetd'));
-    await w.waitLog(/refused user sdtest from 127\.0\.0\.1/);
+    await w.waitLog(/refused user "sdtest" from 127\.0\.0\.1/);
   });
 
   test('LISTEN_* variables for another pid are ignored (fd 0 served) and not passed on', async () => {

@@ -3,7 +3,8 @@
 import { spawn } from 'node:child_process';
 import { connect, createServer, type Server } from 'node:net';
 import { compiledC } from './paths';
-import { listenEphemeral, sleep } from './sockets';
+import { listenEphemeral } from './sockets';
+import { sleep, within } from './wait';
 
 /** The bytes as the tests compare them: one character per byte. */
 export const latin1 = (bytes: Buffer): string => bytes.toString('latin1');
@@ -109,6 +110,8 @@ export interface RawResult {
   readonly mainClosed: string;
   /** From the connect to the close. */
   readonly ms: number;
+  /** The client's own port, which rexecd -l logs. */
+  readonly localPort: number | undefined;
 }
 
 /**
@@ -149,6 +152,7 @@ export async function raw({ port, host = '127.0.0.1', steps, stderr = false, tim
     sock.once('connect', resolve);
     sock.once('error', reject);
   });
+  const localPort = sock.localPort;
   for (const step of list) {
     if (sock.destroyed) break;
     if (Buffer.isBuffer(step) || typeof step === 'string') sock.write(step);
@@ -164,17 +168,5 @@ export async function raw({ port, host = '127.0.0.1', steps, stderr = false, tim
   const ms = performance.now() - t0;
   if (stderrClosed) await within(stderrClosed, 2000);
   listener?.close();
-  return { main: Buffer.concat(chunks), stderr: Buffer.concat(errChunks), stderrConnected, mainClosed: closedHow, ms };
-}
-
-/** Waits for promise at most ms; 'timeout' if it did not settle by then. */
-export async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    // A pending timer would keep the test process alive for ms after its last test.
-    clearTimeout(timer);
-  }
+  return { main: Buffer.concat(chunks), stderr: Buffer.concat(errChunks), stderrConnected, mainClosed: closedHow, ms, localPort };
 }

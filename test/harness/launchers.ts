@@ -5,19 +5,20 @@
 //       as the real `systemd-socket-activate` does it (it needs no systemd as PID 1):
 //       --inetd  the connection on fds 0 and 1 (StandardInput=socket)
 //       native   the connection on fd 3, LISTEN_FDS=1, LISTEN_PID=<rexecd's pid>
+//       host '::ffff:127.0.0.1': an IPv6 socket that IPv4 clients of 127.0.0.1
+//       reach as IPv4-mapped peers, like a systemd ListenStream=512 socket
 //   startListener(world)               rexecd --listen, its own listener
 //
 // Every launcher starts with a clean environment (env -i) and listens on loopback only.
 import { NODE, REXECD } from './paths';
 import { startWhenReady, type Watched } from './processes';
-import { hostPort } from './sockets';
+import { hostPort, type Loopback } from './sockets';
 import { freePort, type World } from './world';
-
-export type Loopback = '127.0.0.1' | '::1';
 
 /** A launcher listening on a loopback port. */
 export interface Launched {
   readonly port: number;
+  /** Where clients connect. */
   readonly host: Loopback;
   /** The launcher's process: nsenter and env exec, so its pid is the launcher's own. */
   readonly proc: Watched;
@@ -28,7 +29,8 @@ const CLEAN_ENV = ['env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin'];
 export interface SocketActivateOptions {
   /** --inetd: the connection on fds 0 and 1; otherwise fd 3 and LISTEN_*. */
   readonly inetd?: boolean;
-  readonly host?: Loopback;
+  /** Where it listens: '::ffff:127.0.0.1' is an IPv6 socket that clients reach at 127.0.0.1. */
+  readonly host?: Loopback | '::ffff:127.0.0.1';
   /** The command (default: node and the bundle). */
   readonly program?: readonly string[];
   /** rexecd's arguments. */
@@ -51,7 +53,7 @@ export async function socketActivate<S extends string>(
     ...program, ...args,
   ];
   const proc = await startWhenReady('nsenter', world.inside(argv), `Listening on ${address}`);
-  return { port, host, proc };
+  return { port, host: host === '::ffff:127.0.0.1' ? '127.0.0.1' : host, proc };
 }
 
 export interface ListenerOptions {

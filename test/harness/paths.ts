@@ -22,10 +22,10 @@ function checkoutRoot(): string {
 export const ROOT = checkoutRoot();
 /** npm run build's output: tsc's, and the bundle. */
 export const DIST = join(ROOT, 'dist');
-/** The bundle (scripts/bundle.mjs): what inetd and systemd run in production. */
+/** What inetd and systemd run in production: the loader of the bundle (scripts/bundle.mjs). */
 export const REXECD = join(DIST, 'rexecd.cjs');
-/** koffi's native module for the bundle, beside it. */
-export const REXECD_KOFFI = join(DIST, 'koffi');
+/** The files of dist/ that make up the deployed rexecd: the loader, the bundle, its code cache, koffi's native module. */
+export const DEPLOYED = ['rexecd.cjs', 'rexecd-main.js', 'rexecd-main.cache', 'koffi'] as const;
 /** Our rexec client as npm installs it. */
 export const REXEC = join(DIST, 'client', 'rexec.js');
 /** The node that runs rexecd and rexec: .ci/run sets REXECD_TEST_NODE to the current LTS. */

@@ -2,7 +2,7 @@
 import { execFileSync, spawn, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { sleep } from './sockets';
+import { sleep } from './wait';
 
 /** The pid of a child that was started (spawn failures have none). */
 export function pidOf(child: ChildProcess): number {

@@ -5,9 +5,10 @@
 // and a unix datagram client that fills a syslog socket.
 import { once } from 'node:events';
 import { connect, type Server, type Socket } from 'node:net';
-import { AF_INET, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_STREAM, libc, unixAddress, unixDatagramSocket } from './libc';
+import { AF_INET, AF_INET6, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_STREAM, libc, unixAddress, unixDatagramSocket } from './libc';
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** The loopback addresses the tests use. */
+export type Loopback = '127.0.0.1' | '::1';
 
 /** HOST:PORT as rexec and --listen take it: [HOST]:PORT for IPv6. */
 export const hostPort = (host: string, port: number): string => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
@@ -35,19 +36,22 @@ export async function listenEphemeral(server: Server, host = '127.0.0.1'): Promi
   return address.port;
 }
 
-function loopbackSocket(): { fd: number; port: number } {
-  const fd = libc.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+/** A TCP socket bound to a free port of host, 127.0.0.1 or ::1. */
+function loopbackSocket(host: Loopback): { fd: number; port: number } {
+  const family = host === '::1' ? AF_INET6 : AF_INET;
+  const fd = libc.socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw new Error('socket failed');
-  const addr = Buffer.alloc(16);
-  addr.writeUInt16LE(AF_INET, 0);
-  addr.writeUInt16BE(0, 2);
-  Buffer.from([127, 0, 0, 1]).copy(addr, 4);
-  if (libc.bind(fd, addr, 16) !== 0) {
+  // sockaddr_in: family, port, 4-byte address; sockaddr_in6: family, port, flow info, 16-byte address, scope.
+  const addr = Buffer.alloc(family === AF_INET6 ? 28 : 16);
+  addr.writeUInt16LE(family, 0);
+  if (family === AF_INET6) addr.writeUInt8(1, 23);
+  else Buffer.from([127, 0, 0, 1]).copy(addr, 4);
+  if (libc.bind(fd, addr, addr.length) !== 0) {
     libc.close(fd);
-    throw new Error('bind 127.0.0.1 failed');
+    throw new Error(`bind ${host} failed`);
   }
-  const out = Buffer.alloc(16);
-  if (libc.getsockname(fd, out, [16]) !== 0) throw new Error('getsockname failed');
+  const out = Buffer.alloc(addr.length);
+  if (libc.getsockname(fd, out, [out.length]) !== 0) throw new Error('getsockname failed');
   return { fd, port: out.readUInt16BE(2) };
 }
 
@@ -62,24 +66,24 @@ export interface DeafListener extends HeldPort {
   readonly fd: number;
 }
 
-/** A port on 127.0.0.1 that is bound (nobody else gets it) but refuses connections. */
-export function closedPort(): HeldPort {
-  const { fd, port } = loopbackSocket();
+/** A port on host that is bound (nobody else gets it) but refuses connections. */
+export function closedPort({ host = '127.0.0.1' }: { host?: Loopback } = {}): HeldPort {
+  const { fd, port } = loopbackSocket(host);
   return { port, close: () => void libc.close(fd) };
 }
 
 /**
- * A listener on 127.0.0.1 that never accepts.  With fill, its accept queue is
- * filled first (listen backlog 0 holds one connection), so the next connect to it
- * waits in SYN_SENT: the kernel drops SYNs to a listener whose queue is full.
+ * A listener on host that never accepts.  With fill, its accept queue is filled
+ * first (listen backlog 0 holds one connection), so the next connect to it waits in
+ * SYN_SENT: the kernel drops SYNs to a listener whose queue is full.
  */
-export async function deafListener({ fill = false }: { fill?: boolean } = {}): Promise<DeafListener> {
-  const { fd, port } = loopbackSocket();
+export async function deafListener({ fill = false, host = '127.0.0.1' }: { fill?: boolean; host?: Loopback } = {}): Promise<DeafListener> {
+  const { fd, port } = loopbackSocket(host);
   if (libc.listen(fd, 0) !== 0) throw new Error('listen failed');
   const fillers: Socket[] = [];
   if (fill) {
     for (let i = 0; i < 8; i++) {
-      const s = connect({ port, host: '127.0.0.1' });
+      const s = connect({ port, host });
       s.on('error', () => {});
       fillers.push(s);
       const connected = await new Promise<boolean>((resolve) => {

@@ -11,6 +11,8 @@ export interface LogLine {
   readonly severity: number;
   readonly text: string;
   readonly raw: string;
+  /** When the sink read it. */
+  readonly received: Date;
 }
 
 export class SyslogSink {
@@ -44,7 +46,7 @@ export class SyslogSink {
       const raw = buf.toString('utf8', 0, n);
       const m = /^<(\d+)>(.*)$/s.exec(raw);
       const pri = m ? Number(m[1]) : -1;
-      this.lines.push({ facility: pri >> 3, severity: pri & 7, text: m?.[2] ?? raw, raw });
+      this.lines.push({ facility: pri >> 3, severity: pri & 7, text: m?.[2] ?? raw, raw, received: new Date() });
     }
     return this.lines;
   }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { NODE, REXECD, ROOT } from './paths';
 import { exited, pidOf } from './processes';
-import { sleep } from './sockets';
+import { sleep, waitFor } from './wait';
 import { SyslogSink, type LogLine } from './syslog-sink';
 
 /** Our PAM service file as shipped (etc/pam.d/rexec). */
@@ -234,15 +234,12 @@ exec /usr/sbin/inetd -i -R 100000 ${dir}/inetd.conf`;
     clearLogs() {
       world.logs().length = 0;
     },
-    async waitLog(re, ms = 5000) {
-      const end = Date.now() + ms;
-      for (;;) {
-        const line = world.logs().find((l) => re.test(l.text));
-        if (line) return line;
-        if (Date.now() > end) throw new Error(`no log line matches ${re}; have:\n${world.logs().map((l) => l.text).join('\n')}`);
-        await sleep(25);
-      }
-    },
+    waitLog: (re, ms = 5000) =>
+      waitFor(
+        () => world.logs().find((l) => re.test(l.text)),
+        () => `no log line matches ${re}; have:\n${world.logs().map((l) => l.text).join('\n')}`,
+        ms,
+      ),
     async stop() {
       inetd.kill('SIGTERM');
       await exited(inetd);

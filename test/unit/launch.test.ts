@@ -1,26 +1,22 @@
-// Where the connection is (SPEC §1): fd 3 only when systemd's LISTEN_* variables
-// name this very process and exactly one fd; fd 0 (inetd, StandardInput=socket) else.
+// What systemd handed over (SPEC §1, sd_listen_fds(3)): fds 3... only when the
+// LISTEN_* variables name this very process; nothing otherwise.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectionFd } from '../../src/launch';
+import { systemdFds } from '../../src/launch';
 
-const me = String(process.pid);
+const me = 4242;
 
-test('systemd native activation: LISTEN_FDS=1 and LISTEN_PID = our pid give fd 3', () => {
-  assert.equal(connectionFd({ LISTEN_FDS: '1', LISTEN_PID: me }), 3);
-  assert.equal(connectionFd({ LISTEN_FDS: '1', LISTEN_PID: me, LISTEN_FDNAMES: 'connection' }), 3);
+test('LISTEN_FDS=n and LISTEN_PID = our pid give fds 3..3+n-1', () => {
+  assert.deepEqual(systemdFds({ LISTEN_FDS: '1', LISTEN_PID: String(me) }, me), [3]);
+  assert.deepEqual(systemdFds({ LISTEN_FDS: '1', LISTEN_PID: String(me), LISTEN_FDNAMES: 'connection' }, me), [3]);
+  assert.deepEqual(systemdFds({ LISTEN_FDS: '2', LISTEN_PID: String(me) }, me), [3, 4]);
 });
 
-test('inetd, xinetd, StandardInput=socket: no LISTEN_* gives fd 0', () => {
-  assert.equal(connectionFd({}), 0);
-});
-
-test('LISTEN_* meant for another process, or not one connection, is ignored', () => {
-  assert.equal(connectionFd({ LISTEN_FDS: '1', LISTEN_PID: '1' }), 0);
-  assert.equal(connectionFd({ LISTEN_FDS: '1', LISTEN_PID: `${me}0` }), 0);
-  assert.equal(connectionFd({ LISTEN_FDS: '1' }), 0);
-  assert.equal(connectionFd({ LISTEN_PID: me }), 0);
-  // Accept=no would hand over listening sockets, possibly several: not ours to serve.
-  assert.equal(connectionFd({ LISTEN_FDS: '2', LISTEN_PID: me }), 0);
-  assert.equal(connectionFd({ LISTEN_FDS: '0', LISTEN_PID: me }), 0);
+test('LISTEN_* meant for another process, or malformed, is ignored', () => {
+  assert.deepEqual(systemdFds({}, me), []);
+  assert.deepEqual(systemdFds({ LISTEN_FDS: '1', LISTEN_PID: '1' }, me), []);
+  assert.deepEqual(systemdFds({ LISTEN_FDS: '1', LISTEN_PID: `${me}0` }, me), []);
+  assert.deepEqual(systemdFds({ LISTEN_FDS: '1' }, me), []);
+  assert.deepEqual(systemdFds({ LISTEN_PID: String(me) }, me), []);
+  for (const n of ['0', '-1', 'x', '1.5', '65']) assert.deepEqual(systemdFds({ LISTEN_FDS: n, LISTEN_PID: String(me) }, me), [], n);
 });

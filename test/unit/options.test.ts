@@ -4,11 +4,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseOptions, parseListen, commandLimit, USAGE } from '../../src/options';
-import { withoutListenOptions } from '../../src/listen/listener';
+import { parseOptions, parseListen, commandLimit, workerArgv, USAGE } from '../../src/options';
 import { VERSION } from '../../src/version';
 import { NODE, REXECD, ROOT } from '../harness/paths';
-import { deafListener } from '../harness/sockets';
 
 test('defaults', () => {
   const o = parseOptions([]);
@@ -75,8 +73,16 @@ test('--listen forms', () => {
   assert.throws(() => parseListen('0'));
 });
 
-test('the per-connection rexecd gets every option but the listener\'s', () => {
-  assert.deepEqual(withoutListenOptions(['--listen', '5120', '-l', '--listen=[::1]:1', '--max-connections', '3', '--timeout', '5', '--max-connections=4']), ['-l', '--timeout', '5']);
+test('a pool worker gets the options that shape a connection, and none of the listener\'s', () => {
+  const o = parseOptions(['--listen', '5120', '-l', '--max-connections', '3', '--timeout', '5', '--auth', 'shadow', '-i', '--deny-file', '/etc/ftpusers', '--log-commands', '--spare', '2']);
+  const argv = workerArgv(o);
+  const w = parseOptions(argv);
+  assert.equal(w.poolWorker, true);
+  for (const k of ['auth', 'pamService', 'allowRoot', 'allowEmptyPassword', 'denyFile', 'timeout', 'failDelay', 'maxName', 'maxPassword', 'logCommands'] as const) assert.deepEqual(w[k], o[k], k);
+  // -l: the listener logs each connection itself, once.
+  assert.equal(w.logConnections, false);
+  assert.deepEqual(w.listen, []);
+  assert.ok(!argv.some((a) => /listen|max-connections|spare/.test(a)), argv.join(' '));
 });
 
 test('the command limit is MAX_ARG_STRLEN less its NUL, or less when ARG_MAX is small', () => {
@@ -85,7 +91,7 @@ test('the command limit is MAX_ARG_STRLEN less its NUL, or less when ARG_MAX is 
 });
 
 test('--help lists every option with its default; --version prints the version', () => {
-  for (const opt of ['--auth', '--pam-service', '--allow-root', '--allow-empty-password', '--deny-file', '--timeout', '--fail-delay', '--max-name', '--max-password', '-l', '--log-commands', '--listen', '--max-connections', '--help', '--version']) {
+  for (const opt of ['--auth', '--pam-service', '--allow-root', '--allow-empty-password', '--deny-file', '--timeout', '--fail-delay', '--max-name', '--max-password', '-l', '--log-commands', '--listen', '--max-connections', '--idle-exit', '--spare', '--help', '--version']) {
     assert.ok(USAGE.includes(opt), opt);
   }
   const help = spawnSync(NODE, [REXECD, '--help'], { env: {} });
@@ -93,18 +99,10 @@ test('--help lists every option with its default; --version prints the version',
   assert.equal(help.stdout.toString(), USAGE);
   const version = spawnSync(NODE, [REXECD, '--version'], { env: {} });
   assert.equal(version.status, 0);
-  assert.match(version.stdout.toString(), /^rexecd \d+\.\d+\.\d+\n$/);
+  assert.match(version.stdout.toString(), /^rexecd \d+\.\d+\.\d+\ncode cache: (used|ignored: .+)\n$/);
 });
 
 test('the version is package.json\'s', () => {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: unknown };
   assert.equal(VERSION, pkg.version);
-});
-
-test('a listening socket on fd 0 (inetd "wait", systemd Accept=no) is named as the mistake it is', async () => {
-  const listening = await deafListener();
-  const r = spawnSync(NODE, [REXECD], { stdio: [listening.fd, 'pipe', 'pipe'], env: {} });
-  listening.close();
-  assert.equal(r.status, 2);
-  assert.match(r.stderr.toString(), /fd 0 is a listening socket, not a connection: .*"nowait".*Accept=yes/);
 });

@@ -1,0 +1,182 @@
+/**
+ * What the listener needs beyond one connection's calls: listening and accepting
+ * without blocking, the unix socket pair to a pre-started worker and the messages
+ * that carry descriptors over it (SCM_RIGHTS), and poll(2) off the event loop.
+ *
+ * Layouts (Linux, 64-bit): struct msghdr and struct iovec are declared with koffi
+ * below; struct cmsghdr is { size_t cmsg_len; int cmsg_level; int cmsg_type; }
+ * (16 bytes), its data 8-byte aligned, as CMSG_LEN/CMSG_SPACE compute it.
+ */
+import type { LibraryHandle, TypeObject } from './koffi';
+import { check, cfunc, errno, koffi, libc, SysError } from './koffi';
+import { close } from './fd';
+import { EAGAIN, ECONNABORTED, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM } from './errno';
+import { AF_INET, AF_INET6, MSG_DONTWAIT, MSG_NOSIGNAL, POLLFD_SIZE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET } from './socket';
+
+const SO_REUSEADDR = 2;
+const IPPROTO_IPV6 = 41;
+const IPV6_V6ONLY = 26;
+const AF_UNIX = 1;
+const SOCK_SEQPACKET = 5;
+const SCM_RIGHTS = 1;
+const MSG_CMSG_CLOEXEC = 0x40000000;
+const CMSG_HEADER = 16;
+const cmsgAlign = (n: number): number => (n + 7) & ~7;
+/** CMSG_SPACE: the room one control message carrying `bytes` of data takes. */
+const cmsgSpace = (bytes: number): number => CMSG_HEADER + cmsgAlign(bytes);
+/** The most descriptors one handoff carries: the connection and its stderr channel. */
+const MAX_FDS = 2;
+
+const setsockopt = cfunc<(fd: number, level: number, name: number, value: Buffer, len: number) => number>(libc, 'int setsockopt(int, int, int, const void *, uint32_t)');
+const socketC = cfunc<(domain: number, type: number, protocol: number) => number>(libc, 'int socket(int, int, int)');
+const bind = cfunc<(fd: number, addr: Buffer, len: number) => number>(libc, 'int bind(int, const void *, uint32_t)');
+const listenC = cfunc<(fd: number, backlog: number) => number>(libc, 'int listen(int, int)');
+const inetPton = cfunc<(af: number, src: string, dst: Buffer) => number>(libc, 'int inet_pton(int, const char *, void *)');
+const accept4 = cfunc<(fd: number, addr: null, len: null, flags: number) => number>(libc, 'int accept4(int, void *, void *, int)');
+const socketpair = cfunc<(domain: number, type: number, protocol: number, sv: Int32Array) => number>(libc, 'int socketpair(int, int, int, _Out_ int *sv)');
+
+let msghdrType: TypeObject | undefined;
+function msghdr(): TypeObject {
+  if (msghdrType) return msghdrType;
+  const k = koffi();
+  const iovec = k.struct('rexecd_iovec', { base: 'void *', len: 'size_t' });
+  msghdrType = k.struct('rexecd_msghdr', {
+    name: 'void *',
+    namelen: 'uint32_t',
+    iov: k.pointer(iovec),
+    iovlen: 'size_t',
+    control: 'void *',
+    controllen: 'size_t',
+    flags: 'int',
+  });
+  return msghdrType;
+}
+interface MsgFns {
+  sendmsg(fd: number, msg: Record<string, unknown>, flags: number): number | bigint;
+  recvmsg(fd: number, msg: Record<string, unknown>, flags: number): number | bigint;
+  poll: { async(fds: Buffer, n: number, timeout: number, done: (err: unknown, n: number) => void): void };
+}
+let msgFns: MsgFns | undefined;
+function m(): MsgFns {
+  if (msgFns) return msgFns;
+  const k = koffi();
+  const lib: LibraryHandle = libc();
+  msgFns = {
+    sendmsg: lib.func('sendmsg', 'intptr_t', ['int', k.pointer(msghdr()), 'int']),
+    recvmsg: lib.func('recvmsg', 'intptr_t', ['int', k.inout(k.pointer(msghdr())), 'int']),
+    poll: lib.func('int poll(void *, unsigned long, int)'),
+  };
+  return msgFns;
+}
+
+/** A listening TCP socket on an IP literal, non-blocking and close-on-exec. */
+export function listenTcp(host: string, port: number, backlog = 511): number {
+  const v6 = host.includes(':');
+  const raw = Buffer.alloc(v6 ? 28 : 16);
+  raw.writeUInt16LE(v6 ? AF_INET6 : AF_INET, 0);
+  raw.writeUInt16BE(port, 2);
+  if (inetPton(v6 ? AF_INET6 : AF_INET, host, raw.subarray(v6 ? 8 : 4)) !== 1) {
+    throw new Error(`"${host}" is not an IPv4 or IPv6 address`);
+  }
+  const fd = check('socket', socketC(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  try {
+    const one = Buffer.alloc(4);
+    one.writeInt32LE(1, 0);
+    check('setsockopt(SO_REUSEADDR)', setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4));
+    if (v6) check('setsockopt(IPV6_V6ONLY)', setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, one, 4));
+    check('bind', bind(fd, raw, raw.length));
+    check('listen', listenC(fd, backlog));
+    return fd;
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
+}
+
+export type Accepted =
+  /** A new connection, non-blocking and close-on-exec. */
+  | { readonly kind: 'connection'; readonly fd: number }
+  /** Nothing is waiting (or a client left before we took it). */
+  | { readonly kind: 'none' }
+  /** Out of descriptors or memory for now: the connection waits in the backlog. */
+  | { readonly kind: 'exhausted'; readonly error: SysError };
+
+/** accept4 without blocking. */
+export function acceptNow(fd: number): Accepted {
+  const conn = accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (conn >= 0) return { kind: 'connection', fd: conn };
+  const e = errno();
+  if (e === EAGAIN || e === EINTR || e === ECONNABORTED) return { kind: 'none' };
+  if (e === EMFILE || e === ENFILE || e === ENOMEM || e === ENOBUFS) return { kind: 'exhausted', error: new SysError('accept4', e) };
+  throw new SysError('accept4', e);
+}
+
+/** A connected pair of unix sequenced-packet sockets, close-on-exec. */
+export function seqpacketPair(): [number, number] {
+  const sv = new Int32Array(2);
+  check('socketpair', socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
+  return [sv[0]!, sv[1]!];
+}
+
+/** Send one message with file descriptors attached (SCM_RIGHTS), without blocking. */
+export function sendWithFds(fd: number, data: Buffer, fds: readonly number[]): void {
+  let control: Buffer | null = null;
+  if (fds.length > 0) {
+    control = Buffer.alloc(cmsgSpace(4 * fds.length));
+    control.writeBigUInt64LE(BigInt(CMSG_HEADER + 4 * fds.length), 0); // CMSG_LEN
+    control.writeInt32LE(SOL_SOCKET, 8);
+    control.writeInt32LE(SCM_RIGHTS, 12);
+    fds.forEach((d, i) => control!.writeInt32LE(d, CMSG_HEADER + 4 * i));
+  }
+  const msg = { name: null, namelen: 0, iov: [{ base: data, len: data.length }], iovlen: 1, control, controllen: control?.length ?? 0, flags: 0 };
+  const n = Number(m().sendmsg(fd, msg, MSG_NOSIGNAL | MSG_DONTWAIT));
+  if (n === -1) throw new SysError('sendmsg', errno());
+  if (n !== data.length) throw new Error(`sendmsg: sent ${n} of ${data.length} bytes`);
+}
+
+/**
+ * Receive one message and the descriptors that came with it (close-on-exec),
+ * blocking until one arrives.  Returns undefined at end of file (the sender is gone).
+ */
+export function recvWithFds(fd: number, max: number): { data: Buffer; fds: number[] } | undefined {
+  const data = Buffer.alloc(max);
+  const control = Buffer.alloc(cmsgSpace(4 * MAX_FDS));
+  for (;;) {
+    const msg = { name: null, namelen: 0, iov: [{ base: data, len: data.length }], iovlen: 1, control, controllen: control.length, flags: 0 };
+    const n = Number(m().recvmsg(fd, msg, MSG_CMSG_CLOEXEC));
+    if (n === -1) {
+      const e = errno();
+      if (e === EINTR) continue;
+      throw new SysError('recvmsg', e);
+    }
+    if (n === 0) return undefined;
+    const fds: number[] = [];
+    if (Number(msg.controllen) >= CMSG_HEADER && control.readInt32LE(8) === SOL_SOCKET && control.readInt32LE(12) === SCM_RIGHTS) {
+      const count = (Number(control.readBigUInt64LE(0)) - CMSG_HEADER) / 4;
+      for (let i = 0; i < count; i++) fds.push(control.readInt32LE(CMSG_HEADER + 4 * i));
+    }
+    return { data: data.subarray(0, n), fds };
+  }
+}
+
+export interface PollRequest {
+  readonly fd: number;
+  readonly events: number;
+}
+
+/**
+ * poll(2) on a koffi worker thread, so the event loop stays free: calls back with
+ * the revents of each request (same order), all 0 on timeout or EINTR.
+ */
+export function pollAsync(requests: readonly PollRequest[], timeoutMs: number, done: (revents: number[] | Error) => void): void {
+  const pfds = Buffer.alloc(POLLFD_SIZE * requests.length);
+  requests.forEach((r, i) => {
+    pfds.writeInt32LE(r.fd, POLLFD_SIZE * i);
+    pfds.writeInt16LE(r.events, POLLFD_SIZE * i + 4);
+  });
+  m().poll.async(pfds, requests.length, timeoutMs, (err, n) => {
+    if (err) return done(err as Error);
+    if (n < 0) return done(requests.map(() => 0));
+    done(requests.map((_, i) => pfds.readInt16LE(POLLFD_SIZE * i + 6)));
+  });
+}
