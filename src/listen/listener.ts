@@ -281,7 +281,9 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
   let lastTick = performance.now();
   const expire = (now: number): void => {
     for (const c of pending) {
-      if (now >= c.deadline) end(c, undefined, 'notice', requestLog.timeout(options.timeout, c.reader.waitingFor, c.peer.address));
+      // Past the deadline nothing more is said, but that the stderr channel failed.
+      const text = c.connectingTo !== undefined ? Diagnostic.cantConnectStderr : undefined;
+      if (now >= c.deadline) end(c, text, 'notice', requestLog.timeout(options.timeout, c.reader.waitingFor, c.peer.address));
     }
     for (let i = complete.length - 1; i >= 0; i--) {
       const c = complete[i]!;

@@ -127,7 +127,7 @@ const deadlineEvents = (seconds, stderrTimeout) => {
 };
 /** @type {ClientEvent[]} */
 const SINGLE_SHOT_DEADLINE_EVENTS = [
-  ...deadlineEvents(SHORT_TIMEOUT, (t, ep, a) => line(`can't connect to stderr port ${a} port ${ep.deaf}: connect: Connection timed out`, true)),
+  ...deadlineEvents(SHORT_TIMEOUT, (t, ep, a) => line(`${t} waiting for the stderr connection from ${a}`, true)),
   oneConnection(
     'an authentication that outlasts the deadline',
     (ep) => login(ep.auth === 'shadow' ? { user: 'rxslow', password: 'rxpass' } : { user: 'rxtest', password: 'anything' }),
