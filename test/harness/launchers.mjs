@@ -68,9 +68,16 @@ export async function socketActivate(world, { inetd = false, host = '127.0.0.1',
  * started with a clean environment; resolves once it says it listens.
  * Resolves { port, child, pid, output() }; the caller ends it (child.kill).
  */
+/**
+ * Every test connection comes from 127.0.0.1 or ::1: the listener's per-source
+ * limits and penalties (SPEC §5a) are off unless a test turns them on (its own
+ * args come later and win).
+ */
+export const NO_SOURCE_LIMITS = ['--max-startups', '65536', '--per-source-max-startups', 'none', '--per-source-penalties', 'no'];
+
 export async function startListener(world, args) {
   const port = await freePort();
-  const child = spawn('nsenter', ['-m', '-t', String(world.inetdPid), '--', 'env', '-i', NODE, REXECD, '--listen', `127.0.0.1:${port}`, '--listen', `[::1]:${port}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('nsenter', ['-m', '-t', String(world.inetdPid), '--', 'env', '-i', NODE, REXECD, '--listen', `127.0.0.1:${port}`, '--listen', `[::1]:${port}`, ...NO_SOURCE_LIMITS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
