@@ -27,6 +27,7 @@ import { harness } from './compile-tests.mjs';
 
 const { startWorld, freePort } = harness('world');
 const { REXECD, NODE } = harness('paths');
+const { NO_SOURCE_LIMITS } = harness('launchers');
 
 const { values: opt } = parseArgs({
   options: {
@@ -307,7 +308,7 @@ async function listenPhase() {
   const EXCESS = 20;
   console.log(`listen: --max-connections ${n}, ${EXCESS} more than that`);
   const port = await freePort();
-  const child = spawn('nsenter', ['-m', '-t', String(inetd), '--', 'env', '-i', NODE, REXECD, '--listen', `127.0.0.1:${port}`, '--max-connections', String(n), '--auth', 'shadow', '--fail-delay', '0', '--timeout', '30'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('nsenter', ['-m', '-t', String(inetd), '--', 'env', '-i', NODE, REXECD, '--listen', `127.0.0.1:${port}`, '--max-connections', String(n), ...NO_SOURCE_LIMITS, '--auth', 'shadow', '--fail-delay', '0', '--timeout', '30'], { stdio: ['ignore', 'pipe', 'pipe'] });
   started.add(child);
   let out = '';
   child.stdout.on('data', (d) => (out += d));

@@ -95,6 +95,7 @@ export function serveConnection(fd: number, ctx: SessionContext): never {
           try {
             stderr = connectFrom(conn.local, withPort(conn.peer, event.port), conn.deadline);
           } catch (e) {
+            if (performance.now() >= conn.deadline) return end(conn, ctx, 'timeout', Diagnostic.cantConnectStderr, 'daemon', requestLog.timeout(options.timeout, reader.waitingFor, from));
             return end(conn, ctx, 'invalid', Diagnostic.cantConnectStderr, 'daemon', requestLog.cantConnect(from, event.port, (e as Error).message));
           }
           reader.connected();

@@ -8,9 +8,10 @@
  * The pool keeps `spare` workers ready, starts more while complete requests wait
  * for one (a burst), lets the extra ones go when they have idled a while, and
  * replaces a worker that has waited longer than MAX_AGE_MS (so that edits of
- * /etc/pam.d, read by pam_start, are seen).  Workers start at the lowest CPU
- * priority and get the normal one when they are handed a connection, so that
- * starting a replacement never competes with a login in progress.
+ * /etc/pam.d, read by pam_start, are seen).  A spare worker starts at the lowest
+ * CPU priority and gets the normal one when it is handed a connection, so that
+ * starting a replacement never competes with a login in progress; one that a
+ * request is already waiting for starts (or is raised) at the normal priority.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
@@ -83,17 +84,21 @@ export class Pool {
   fill(waiting = 0): void {
     this.wanted = this.spare + waiting;
     if (this.stopping || performance.now() < this.holdUntil) return;
-    while (this.count('ready') + this.count('starting') < this.wanted && this.count('starting') < MAX_STARTING) this.start();
+    // A worker someone waits for must not be starved by the logins in progress: at
+    // the lowest priority it would be, exactly when the machine is busiest.
+    const nice = waiting > 0 ? SERVING_PRIORITY : STARTING_PRIORITY;
+    if (waiting > 0) for (const w of this.workers) if (w.state === 'starting' && w.child.pid !== undefined) setNice(w.child.pid, nice);
+    while (this.count('ready') + this.count('starting') < this.wanted && this.count('starting') < MAX_STARTING) this.start(nice);
   }
 
-  private start(): void {
+  private start(nice: number): void {
     const [ours, theirs] = seqpacketPair();
     const [file, args] = this.command;
     const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'ignore', theirs], env: {}, cwd: '/' });
     close(theirs);
     const worker: PoolWorker = { child, fd: ours, started: performance.now(), state: 'starting' };
     this.workers.add(worker);
-    if (child.pid !== undefined) setNice(child.pid, STARTING_PRIORITY);
+    if (child.pid !== undefined) setNice(child.pid, nice);
     child.on('error', () => this.gone(worker, 'could not be started'));
     child.on('exit', (code, signal) => this.gone(worker, signal ? `killed by ${signal}` : `exited ${code}`));
     this.events.changed();

@@ -39,13 +39,37 @@ export function setsid(): void {
  * ignore others).  Caught signals are reset by execve itself.
  */
 export function resetSignals(): void {
-  const status = readFileSync('/proc/self/status', 'latin1');
-  const ignored = BigInt('0x' + (/^SigIgn:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'));
+  const ignored = ignoredAtStart ?? ignoredSignals();
   for (let sig = 1; sig <= 64; sig++) {
     if ((ignored >> BigInt(sig - 1)) & 1n) signal(sig, null /* SIG_DFL */);
   }
   const SIG_SETMASK = 2;
   check('sigprocmask', sigprocmask(SIG_SETMASK, Buffer.alloc(128) /* an empty sigset_t */, null));
+}
+
+/** The signals this process ignores (the SigIgn mask of /proc/self/status). */
+function ignoredSignals(): bigint {
+  const status = readFileSync('/proc/self/status', 'latin1');
+  return BigInt('0x' + (/^SigIgn:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'));
+}
+
+let ignoredAtStart: bigint | undefined;
+
+/**
+ * Read the ignored signals now, for resetSignals() to use later: what a pool
+ * worker does while it waits (nothing changes them afterwards; Node set its own
+ * at start-up).
+ */
+export function rememberIgnoredSignals(): void {
+  ignoredAtStart = ignoredSignals();
+}
+
+const setuidC = cfunc<(uid: number) => number>(libc, 'int setuid(unsigned int)');
+const seteuidC = cfunc<(uid: number) => number>(libc, 'int seteuid(unsigned int)');
+
+/** After dropping privileges: can this process become root again?  (It must not.) */
+export function canRegainRoot(): boolean {
+  return setuidC(0) === 0 || seteuidC(0) === 0;
 }
 
 /** alarm(2): a last-resort timer whose default action ends the process. */

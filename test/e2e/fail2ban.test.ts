@@ -156,7 +156,7 @@ const deadlineEvents = (seconds: number, stderrTimeout: (t: string, ep: Endpoint
   ];
 };
 const SINGLE_SHOT_DEADLINE_EVENTS: ClientEvent[] = [
-  ...deadlineEvents(SHORT_TIMEOUT, (t, ep, a) => line(`can't connect to stderr port ${a} port ${ep.deaf}: connect: Connection timed out`, true)),
+  ...deadlineEvents(SHORT_TIMEOUT, (t, ep, a) => line(`${t} waiting for the stderr connection from ${a}`, true)),
   oneConnection(
     'an authentication that outlasts the deadline',
     (ep) => login(ep.auth === 'shadow' ? { user: 'rxslow', password: 'rxpass' } : { user: 'rxtest', password: 'anything' }),

@@ -428,7 +428,7 @@ describe(`socket fuzz: ${SOCKET_CASES} connections to rexecd under inetd (seed $
       if (e.kind === 'incomplete') {
         // On the 1 s service a start-up slowed by load can reach the deadline while
         // dialling the stderr port back: that is "Can't connect" (SPEC §2.2), logged so.
-        if (text === `\x01${DIAG.connect}\n` && c.ending === 'wait' && own(k).some((l) => /can't connect to stderr port .*: connect: Connection timed out/.test(l))) return count('deadline while dialling back (wait)');
+        if (text === `\x01${DIAG.connect}\n` && c.ending === 'wait' && own(k).some((l) => /timeout \(\d+ s\) waiting for the stderr connection from /.test(l))) return count('deadline while dialling back (wait)');
         if (text !== '') return fail('expected nothing (incomplete request)');
         if (r.how !== 'eof' && r.how !== 'reset') return fail('expected a close');
         return count(`incomplete ${e.stage} (${c.ending})`);

@@ -1,7 +1,7 @@
 // The tests' clients: the glibc rexec_af() client (compiled from rexec-client.c),
 // and a raw-socket client for byte-exact checks.
 import { spawn } from 'node:child_process';
-import { connect, createServer, type Server } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { compiledC } from './paths';
 import { listenEphemeral } from './sockets';
 import { sleep, within } from './wait';
@@ -91,6 +91,8 @@ export type Step =
 export interface RawOptions {
   readonly port: number;
   readonly host?: string;
+  /** Another loopback address (127.0.0.2...) to connect from: another source to the listener. */
+  readonly localAddress?: string;
   /** With stderr: a function of the stderr listener's port. */
   readonly steps: readonly Step[] | ((stderrPort: number) => readonly Step[]);
   /** Open a listener on the same host for the stderr channel. */
@@ -115,10 +117,10 @@ export interface RawResult {
 }
 
 /**
- * A raw session.  With stderr: true a listener is opened on the same host, and its
- * port is passed to steps (given as a function) to put in the request.
+ * A raw session.  With stderr: true a listener is opened on the client's address,
+ * and its port is passed to steps (given as a function) to put in the request.
  */
-export async function raw({ port, host = '127.0.0.1', steps, stderr = false, timeout = 15000, onData }: RawOptions): Promise<RawResult> {
+export async function raw({ port, host = '127.0.0.1', localAddress, steps, stderr = false, timeout = 15000, onData }: RawOptions): Promise<RawResult> {
   let listener: Server | undefined;
   let stderrPort = 0;
   const errChunks: Buffer[] = [];
@@ -131,11 +133,11 @@ export async function raw({ port, host = '127.0.0.1', steps, stderr = false, tim
       s.on('error', () => {});
       stderrClosed = new Promise((resolve) => s.on('close', () => resolve()));
     });
-    stderrPort = await listenEphemeral(listener, host);
+    stderrPort = await listenEphemeral(listener, localAddress ?? host);
   }
   const list = typeof steps === 'function' ? steps(stderrPort) : steps;
   const t0 = performance.now();
-  const sock = connect({ port, host });
+  const sock = connect({ port, host, localAddress });
   const chunks: Buffer[] = [];
   let closedHow = 'eof';
   const closed = new Promise<void>((resolve) => {
@@ -169,4 +171,23 @@ export async function raw({ port, host = '127.0.0.1', steps, stderr = false, tim
   if (stderrClosed) await within(stderrClosed, 2000);
   listener?.close();
   return { main: Buffer.concat(chunks), stderr: Buffer.concat(errChunks), stderrConnected, mainClosed: closedHow, ms, localPort };
+}
+
+/** A connection that has sent some bytes and waits; got() is what it has received since. */
+export interface WaitingClient {
+  readonly socket: Socket;
+  /** Resolves once connected (a connect to a listener with a full backlog never is). */
+  readonly connected: Promise<void>;
+  got(): string;
+}
+
+/** Connects (from localAddress, when given), sends bytes at once (queued until connected), and waits. */
+export function waitingClient(port: number, bytes: string, { host = '127.0.0.1', localAddress }: { host?: string; localAddress?: string } = {}): WaitingClient {
+  const socket = connect({ port, host, localAddress });
+  let got = '';
+  socket.on('data', (d: Buffer) => (got += latin1(d)));
+  socket.on('error', () => {});
+  const connected = new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  socket.write(bytes);
+  return { socket, connected, got: () => got };
 }

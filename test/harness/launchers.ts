@@ -5,6 +5,8 @@
 //       as the real `systemd-socket-activate` does it (it needs no systemd as PID 1):
 //       --inetd  the connection on fds 0 and 1 (StandardInput=socket)
 //       native   the connection on fd 3, LISTEN_FDS=1, LISTEN_PID=<rexecd's pid>
+//       accept: false   Accept=no: on the first connection the listening socket
+//                goes to rexecd on fd 3 (systemd-socket-activate execs it: no restart)
 //       host '::ffff:127.0.0.1': an IPv6 socket that IPv4 clients of 127.0.0.1
 //       reach as IPv4-mapped peers, like a systemd ListenStream=512 socket
 //   startListener(world)               rexecd --listen, its own listener
@@ -26,9 +28,18 @@ export interface Launched {
 
 const CLEAN_ENV = ['env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin'];
 
+/**
+ * Every test connection comes from 127.0.0.1 or ::1: the listener's per-source
+ * limits and penalties (SPEC §5a) are off unless a test turns them on (its own
+ * args come later and win).
+ */
+export const NO_SOURCE_LIMITS = ['--max-startups', '65536', '--per-source-max-startups', 'none', '--per-source-penalties', 'no'];
+
 export interface SocketActivateOptions {
   /** --inetd: the connection on fds 0 and 1; otherwise fd 3 and LISTEN_*. */
   readonly inetd?: boolean;
+  /** false: Accept=no, the listening socket itself goes to the program on the first connection. */
+  readonly accept?: boolean;
   /** Where it listens: '::ffff:127.0.0.1' is an IPv6 socket that clients reach at 127.0.0.1. */
   readonly host?: Loopback | '::ffff:127.0.0.1';
   /** The command (default: node and the bundle). */
@@ -41,13 +52,13 @@ export interface SocketActivateOptions {
 
 export async function socketActivate<S extends string>(
   world: World<S>,
-  { inetd = false, host = '127.0.0.1', program = [NODE, REXECD], args = [], setenv = {} }: SocketActivateOptions = {},
+  { inetd = false, accept = true, host = '127.0.0.1', program = [NODE, REXECD], args = [], setenv = {} }: SocketActivateOptions = {},
 ): Promise<Launched> {
   const port = await freePort();
   const address = hostPort(host, port);
   const argv = [
     ...CLEAN_ENV,
-    'systemd-socket-activate', '--listen', address, '--accept',
+    'systemd-socket-activate', '--listen', address, ...(accept ? ['--accept'] : []),
     ...(inetd ? ['--inetd'] : []),
     ...Object.entries(setenv).map(([k, v]) => `--setenv=${k}=${v}`),
     ...program, ...args,
@@ -61,7 +72,7 @@ export interface ListenerOptions {
   readonly program?: readonly string[];
   /** One --listen for each, on the same port. */
   readonly hosts?: readonly Loopback[];
-  /** rexecd's other arguments. */
+  /** rexecd's other arguments, after NO_SOURCE_LIMITS. */
   readonly args?: readonly string[];
 }
 
@@ -69,6 +80,6 @@ export interface ListenerOptions {
 export async function startListener<S extends string>(world: World<S>, { program = [NODE, REXECD], hosts = ['127.0.0.1', '::1'], args = [] }: ListenerOptions = {}): Promise<Launched> {
   const port = await freePort();
   const listen = hosts.flatMap((h) => ['--listen', hostPort(h, port)]);
-  const proc = await startWhenReady('nsenter', world.inside(['env', '-i', ...program, ...listen, ...args]), 'listening on');
+  const proc = await startWhenReady('nsenter', world.inside(['env', '-i', ...program, ...listen, ...NO_SOURCE_LIMITS, ...args]), 'listening on');
   return { port, host: hosts[0] ?? '127.0.0.1', proc };
 }

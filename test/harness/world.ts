@@ -82,8 +82,12 @@ export interface WorldUser extends UserSpec {
   readonly home: string;
 }
 
-/** What inetd runs for a service: rexecd's arguments (run by NODE), or a program of its own. */
-export type Service = readonly string[] | { readonly program: string; readonly args: readonly string[] };
+/**
+ * What inetd runs for a service: rexecd's arguments (run by NODE), or a program with
+ * its arguments (default: NODE and rexecd); wait: inetd hands over the listening
+ * socket, one server per address family, instead of each connection.
+ */
+export type Service = readonly string[] | { readonly program?: string; readonly args: readonly string[]; readonly wait?: boolean };
 
 export interface WorldOptions<S extends string> {
   readonly users?: readonly UserSpec[];
@@ -196,9 +200,10 @@ mount --bind ${dir}/log.sock /dev/log`;
   for (const [name, svc] of Object.entries<Service>(services)) {
     const port = await freePort();
     ports[name] = port;
-    const argv = 'program' in svc ? [svc.program, svc.program.split('/').pop(), ...svc.args] : [NODE, 'node', REXECD, ...svc];
+    const { program, args, wait = false } = 'args' in svc ? svc : { program: undefined, args: svc };
+    const argv = program ? [program, program.split('/').pop(), ...args] : [NODE, 'node', REXECD, ...args];
     for (const [addr, proto] of [['127.0.0.1', 'tcp4'], ['[::1]', 'tcp6']]) {
-      conf += `${addr}:${port}\tstream\t${proto}\tnowait.100000\troot\t${argv.join(' ')}\n`;
+      conf += `${addr}:${port}\tstream\t${proto}\t${wait ? 'wait' : 'nowait.100000'}\troot\t${argv.join(' ')}\n`;
     }
   }
   writeFileSync(join(dir, 'inetd.conf'), conf);
