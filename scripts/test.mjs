@@ -7,16 +7,23 @@ import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { COMPILED, ROOT, compileTests } from './compile-tests.mjs';
 
-function walk(dir) {
+/** The files under dir (not test/.build) whose names end in suffix. */
+function walk(dir, suffix) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const p = join(dir, e.name);
-    if (e.isDirectory()) return e.name === 'harness' || e.name.startsWith('.') ? [] : walk(p);
-    return e.name.endsWith('.test.ts') ? [p] : [];
+    if (e.isDirectory()) return e.name.startsWith('.') ? [] : walk(p, suffix);
+    return e.name.endsWith(suffix) ? [p] : [];
   });
+}
+// A test written in JavaScript would never run: say so rather than skip it.
+const javascript = [...walk(join(ROOT, 'test'), '.mjs'), ...walk(join(ROOT, 'test'), '.js')].map((f) => relative(ROOT, f));
+if (javascript.length > 0) {
+  console.error(`the tests are TypeScript (test/tsconfig.json); these are not, and would not run:\n  ${javascript.join('\n  ')}`);
+  process.exit(1);
 }
 const filters = process.argv.slice(2);
 // The sources decide what runs: a compiled file whose source is gone is not run.
-const sources = walk(join(ROOT, 'test'))
+const sources = walk(join(ROOT, 'test'), '.test.ts')
   .map((f) => relative(ROOT, f))
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .sort();
