@@ -152,6 +152,8 @@ export class Pool {
     if (n < 0) return;
     if (n === 1 && byte[0] === READY && worker.state === 'starting') {
       worker.state = 'ready';
+      // Raised because a request waited: while it waits in turn, it yields again.
+      if (worker.child.pid !== undefined) setNice(worker.child.pid, STARTING_PRIORITY);
       this.events.changed();
       return;
     }
