@@ -499,7 +499,11 @@ async function detectAuth() {
     defaultMethod,
     c: 'PAM (service rexec, /etc/pam.d/rexec from rsh-server)',
   };
-  if (r.helpListsPam && pamWorks) {
+  if (r.helpListsPam && pamWorks && defaultMethod === 'pam') {
+    // As most inetd lines run it: no options, PAM being the default where libpam loads.
+    r.oursService = 'ours';
+    r.ours = 'PAM (its default, no options; service rexec)';
+  } else if (r.helpListsPam && pamWorks) {
     r.oursService = 'oursPam';
     r.ours = 'PAM (--auth pam, service rexec)';
   } else {

@@ -93,7 +93,7 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
     if (polling) sendNow(wakeWrite, Buffer.from('w'));
   };
 
-  const pool = new Pool(selfCommand(options), Math.min(options.spare, maxConnections), {
+  const pool = new Pool(selfCommand(options), Math.min(options.spare, maxConnections), maxConnections, {
     changed: wake,
     outcome: (worker: PoolWorker, outcome: Outcome) => loginEnded(worker, OUTCOME_PENALTY[outcome]),
     sessionEnded: (worker: PoolWorker) => {

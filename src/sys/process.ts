@@ -3,7 +3,6 @@
  * execve with the exact argv and environment, the signal state the shell inherits,
  * setsid, alarm, sysconf, priorities and _exit.
  */
-import { readFileSync } from 'node:fs';
 import { check, cfunc, errno, libc, SysError } from './koffi';
 import { EPERM } from './errno';
 
@@ -47,10 +46,23 @@ export function resetSignals(): void {
   check('sigprocmask', sigprocmask(SIG_SETMASK, Buffer.alloc(128) /* an empty sigset_t */, null));
 }
 
-/** The signals this process ignores (the SigIgn mask of /proc/self/status). */
+/**
+ * struct sigaction (glibc, 64-bit Linux): the handler is the first member, a
+ * pointer; SIG_IGN is (void *) 1.  The whole struct is 152 bytes.
+ */
+const SIGACTION_SIZE = 152;
+const SIG_IGN = 1n;
+const sigaction = cfunc<(sig: number, act: null, old: Buffer) => number>(libc, 'int sigaction(int, const void *, void *)');
+
+/** The signals this process ignores, as a mask (bit sig-1), asked of the kernel one by one. */
 function ignoredSignals(): bigint {
-  const status = readFileSync('/proc/self/status', 'latin1');
-  return BigInt('0x' + (/^SigIgn:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'));
+  const old = Buffer.alloc(SIGACTION_SIZE);
+  let mask = 0n;
+  for (let sig = 1; sig <= 64; sig++) {
+    // glibc refuses 32 and 33 (its own); SIGKILL and SIGSTOP are never ignored.
+    if (sigaction(sig, null, old) === 0 && old.readBigUInt64LE(0) === SIG_IGN) mask |= 1n << BigInt(sig - 1);
+  }
+  return mask;
 }
 
 let ignoredAtStart: bigint | undefined;
