@@ -34,13 +34,11 @@ import { ClientError, reason } from './errors';
  */
 export function writeSide(main: FdSocket): Socket {
   if (main.destroyed) return main; // its fd is closed, its number maybe reused
-  let copy: number;
   try {
-    copy = dup(main.fd);
+    return FdSocket.adopt(dup(main.fd), { readable: false, writable: true, allowHalfOpen: true });
   } catch {
-    return main;
+    return main; // out of descriptors: write on the main Socket itself
   }
-  return FdSocket.adopt(copy, { readable: false, writable: true, allowHalfOpen: true });
 }
 
 async function addresses(host: string, family: Family): Promise<string[]> {

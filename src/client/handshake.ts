@@ -53,12 +53,18 @@ export function writeSecret(sock: Socket, bytes: Buffer): Promise<void> {
   });
 }
 
-/** The stderr listener on the main connection's local address, for the server's. */
-function listenForStderr(main: Socket, host: string): StderrListener {
+/**
+ * The stderr listener on the main connection's local address, for the server's;
+ * undefined when the connection is gone already (then its end is the answer).
+ */
+function listenForStderr(main: Socket, host: string): StderrListener | undefined {
+  const local = main.localAddress;
+  const server = main.remoteAddress;
+  if (local === undefined || server === undefined) return undefined;
   try {
-    return StderrListener.open(main.localAddress!, main.remoteAddress!);
+    return StderrListener.open(local, server);
   } catch (e) {
-    throw new ClientError(`${host}: cannot listen for the stderr connection on ${main.localAddress}: ${reason(e)}`);
+    throw new ClientError(`${host}: cannot listen for the stderr connection on ${local}: ${reason(e)}`);
   }
 }
 
@@ -81,6 +87,7 @@ export async function handshake(
       await writeSecret(main, Buffer.concat([NUL, request]));
     } else {
       listener = listenForStderr(main, opts.host);
+      if (listener === undefined) return { status: await reading.status, early: true, stderr: undefined };
       main.write(`${listener.port}\0`);
       const accepted = listener.connection().catch((e: unknown) => {
         throw new ClientError(`${opts.host}: accepting the stderr connection: ${reason(e)}`);

@@ -34,8 +34,6 @@ export function sameAddress(a: string | undefined, b: string | undefined): boole
 export class StderrListener {
   /** How many connections from other addresses were turned away. */
   strays = 0;
-  /** The buffer the server's connection reads into. */
-  readonly inbound: Inbound;
   private readonly accepted: Promise<Socket>;
   private settle: ((s: Socket) => void) | undefined;
   private fail: ((e: unknown) => void) | undefined;
@@ -48,9 +46,9 @@ export class StderrListener {
     readonly port: number,
     readonly address: string,
     private readonly serverAddress: string,
-    inbound: Inbound,
+    /** The buffer the server's connection reads into. */
+    readonly inbound: Inbound,
   ) {
-    this.inbound = inbound;
     this.accepted = new Promise((resolve, reject) => {
       this.settle = resolve;
       this.fail = reject;
@@ -99,7 +97,7 @@ export class StderrListener {
     try {
       shutdown(this.fd, SHUT_RDWR);
     } catch {
-      // Not listening any more, so nothing can be blocked on it either.
+      // ENOTCONN: shut down already, which has woken the poll.
     }
   }
 
