@@ -32,7 +32,6 @@ export const POLLFD_SIZE = 8;
 const SOCKADDR_STORAGE = 128;
 const SOCKADDR_IN_SIZE = 16;
 const SOCKADDR_IN6_SIZE = 28;
-export const SHUT_WR = 1;
 export const SHUT_RDWR = 2;
 
 const getpeername = cfunc<(fd: number, addr: Buffer, len: number[]) => number>(libc, 'int getpeername(int, void *, _Inout_ uint32_t *)');
