@@ -6,12 +6,14 @@
 //   node scripts/bench.mjs --quick       short run (well under a minute)
 //   node scripts/bench.mjs --json FILE   also where the figures go (default: a temp dir)
 //   node scripts/bench.mjs --entry dist/rexecd.js   run another build of ours
-//                                        (default: the harness's REXECD, the deployed file)
+//                                        (default: the harness's REXECD, the deployed
+//                                        loader dist/rexecd.cjs)
 //
 // Every measurement alternates ours and C (ours, C, ours, C, ... and the first of
 // each pair alternates too), so drift and other load on the machine hit both alike.
-// Ours is `node dist/rexecd.js` from a copy of the build made at the start (others
-// may rebuild dist/ meanwhile), started by inetd with a clean environment.
+// Ours is `node dist/rexecd.cjs` from a copy of the build made at the start (others
+// may rebuild dist/ meanwhile), with its code cache rebuilt for the copy, started
+// by inetd with a clean environment.
 // It prints medians and ours/C, and writes every sample as JSON.  Needs root and the
 // packages of scripts/install-test-deps.sh.
 import { spawn, execFileSync } from 'node:child_process';
@@ -433,7 +435,11 @@ function snapshotApp(dest, entry) {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
   for (const d of Object.keys(pkg.dependencies ?? {})) copyDep(d);
   const main = join(dest, relative(ROOT, entry));
-  execFileSync(NODE, [main, '--version'], { env: {} });
+  // The loader trusts a code cache only for the bundle file it was made for: a
+  // copy needs its own (made by the node that runs it, as an install makes one).
+  if (main.endsWith('rexecd.cjs')) execFileSync(NODE, [main, '--build-code-cache'], { env: {} });
+  const version = execFileSync(NODE, [main, '--version'], { env: {} }).toString();
+  if (main.endsWith('rexecd.cjs') && !version.includes('code cache: used')) throw new Error(`the copy of the build does not use its code cache: ${version}`);
   return main;
 }
 

@@ -8,6 +8,7 @@
  * Messages never hold the password.
  */
 import { getSystemErrorMap } from 'node:util';
+import { strerror, SysError } from '../sys/koffi';
 
 export const EXIT_REFUSED = 1;
 export const EXIT_LOCAL = 2;
@@ -32,8 +33,12 @@ export class UsageError extends ClientError {
 
 let errnoMap: Map<number, [string, string]> | undefined;
 
-/** "Connection refused" for ECONNREFUSED, and so on: the C library's wording. */
+/**
+ * "Connection refused" for ECONNREFUSED, and so on: the C library's wording for our
+ * own system calls (SysError), libuv's (the same for the common ones) for Node's.
+ */
 export function reason(e: unknown): string {
+  if (e instanceof SysError) return strerror(e.errno);
   const err = e as NodeJS.ErrnoException;
   if (typeof err?.errno === 'number') {
     errnoMap ??= getSystemErrorMap();

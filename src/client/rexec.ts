@@ -57,7 +57,11 @@ async function run(options: ClientOptions): Promise<number> {
     throw e;
   }
   try {
-    const { status, early, stderr } = await handshake(main, inbound, creds, options.command, { noStderr: options.noStderr, deadline });
+    const { status, early, stderr } = await handshake(main, inbound, creds, options.command, {
+      host: options.host,
+      noStderr: options.noStderr,
+      deadline,
+    });
     switch (status.kind) {
       case 'refused': {
         process.stderr.write(`${status.message}\n`);

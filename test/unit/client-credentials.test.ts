@@ -93,7 +93,7 @@ test('the request bytes; the handshake zeroes the password and sends it once', a
   const deadline = new Deadline(5000, '127.0.0.1');
   const main = await connectToServer('127.0.0.1', port, 0, deadline, inbound);
   const password = Buffer.from('secret');
-  const r = await handshake(main, inbound, { user: 'u', password }, 'cmd', { noStderr: true, deadline });
+  const r = await handshake(main, inbound, { user: 'u', password }, 'cmd', { host: '127.0.0.1', noStderr: true, deadline });
   assert.equal(r.status.kind, 'ok');
   assert.deepEqual(received, Buffer.from('\0u\0secret\0cmd\0'));
   assert.deepEqual(password, Buffer.alloc(6), 'the password Buffer is zeroed');
