@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import yargs = require('yargs');
-import { UsageError } from './errors';
+import { seconds, UsageError } from '../usage';
 import { DEFAULT_PORT, parsePort, parseTarget } from './target';
 
 export type Family = 0 | 4 | 6;
@@ -57,12 +57,6 @@ function version(): string {
   }
 }
 
-function seconds(text: string): number {
-  if (!/^\d+(\.\d+)?$/.test(text)) throw new UsageError(`--timeout: "${text}" is not a number of seconds`);
-  const value = Number(text);
-  if (value > 86400) throw new UsageError(`--timeout: ${text} is more than 86400 seconds`);
-  return Math.round(value * 1000);
-}
 
 function optionalString(value: unknown): string | undefined {
   if (value === undefined) return undefined;
@@ -138,7 +132,7 @@ export function parseCommandLine(argv: readonly string[], columns = process.stdo
       noStdin: args['no-stdin'] === true,
       noStderr: args['no-stderr'] === true,
       family: args.ipv4 ? 4 : args.ipv6 ? 6 : 0,
-      timeoutMs: timeoutText === undefined ? DEFAULT_TIMEOUT * 1000 : seconds(timeoutText),
+      timeoutMs: timeoutText === undefined ? DEFAULT_TIMEOUT * 1000 : Math.round(seconds('timeout', timeoutText, 0, 86400) * 1000),
     }),
   };
 }

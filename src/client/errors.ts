@@ -23,13 +23,9 @@ export class ClientError extends Error {
   }
 }
 
-/** A bad command line: reported with a pointer to --help. */
-export class UsageError extends ClientError {
-  constructor(message: string) {
-    super(message, EXIT_LOCAL);
-    this.name = 'UsageError';
-  }
-}
+
+/** A bad command line: the one class rexecd's options use too (src/usage.ts); exit 2 with a pointer to --help. */
+export { UsageError } from '../usage';
 
 let errnoMap: Map<number, [string, string]> | undefined;
 

@@ -14,7 +14,7 @@ import { parseCommandLine, type ClientOptions } from './cli';
 import { resolveCredentials } from './credentials';
 import { connectToServer } from './connect';
 import { Deadline } from './deadline';
-import { ClientError, EXIT_REFUSED, reason, UsageError } from './errors';
+import { ClientError, EXIT_LOCAL, EXIT_REFUSED, reason, UsageError } from './errors';
 import { handshake } from './handshake';
 import { Inbound } from './inbound';
 import { openInput } from './input';
@@ -124,7 +124,7 @@ main(process.argv.slice(2)).then(
   (e: unknown) => {
     if (e instanceof UsageError) {
       warn(`${e.message}\nTry 'rexec --help' for more information.`);
-      process.exitCode = e.exitCode;
+      process.exitCode = EXIT_LOCAL;
     } else if (e instanceof ClientError) {
       warn(e.message);
       process.exitCode = e.exitCode;
