@@ -3,7 +3,7 @@
  * connection until silenceStdio() points them at /dev/null, so whatever Node would
  * print before then (an exception while a module loads: a broken installation, a
  * rebuild caught half-way; a warning) would reach the client as text, and only
- * protocol bytes may (SPEC §1).  Until then, on a connection, an uncaught exception
+ * protocol bytes may (protocol.md §1.3).  Until then, on a connection, an uncaught exception
  * becomes "\001Try again.\n" and a log line, and warnings are dropped.  Needs
  * nothing but node:fs, so it works when the rest does not load.
  */

@@ -1,5 +1,5 @@
 /**
- * What the launcher handed over (SPEC §1), found once at start:
+ * What the launcher handed over (protocol.md §1.1, §1.2), found once at start:
  *
  *   inetd, xinetd "nowait", systemd Accept=yes with StandardInput=socket
  *                               an accepted connection on fd 0

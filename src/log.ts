@@ -1,5 +1,5 @@
 /**
- * Where rexecd says what happened (SPEC §5): syslog, ident "rexecd", with the pid;
+ * Where rexecd says what happened (protocol.md §5): syslog, ident "rexecd", with the pid;
  * authentication events to LOG_AUTHPRIV, everything else to LOG_DAEMON.  Nothing
  * here ever receives a password.
  */

@@ -1,5 +1,5 @@
 /**
- * rexecd's options (SPEC §6), parsed once at the edge with node:util parseArgs and
+ * rexecd's options (protocol.md §7; every option in rexecd(8)), parsed once at the edge with node:util parseArgs and
  * normalised into one frozen object.  Nothing else in the code looks at argv.
  */
 import { parseArgs } from 'node:util';
@@ -35,7 +35,7 @@ export interface Options {
   readonly idleExit: number;
   /** Listener: pre-started workers kept ready. */
   readonly spare: number;
-  /** Listener: per-source limits and penalties (SPEC §5a, after sshd's). */
+  /** Listener: per-source limits and penalties (protocol.md §6, after sshd's). */
   readonly sourceLimits: SourceLimitOptions;
   readonly help: boolean;
   readonly version: boolean;
@@ -306,14 +306,14 @@ export function workerArgv(o: Options): string[] {
   return argv;
 }
 
-/** The request's field limits (SPEC §2.3-2.5): one place computes them. */
+/** The request's field limits (protocol.md §2.3-§2.5): one place computes them. */
 export function requestLimits(o: Options): FieldLimits {
   return { user: o.maxName, password: o.maxPassword, command: commandLimit(argMax()) };
 }
 
 /** The command limit: one exec argument, and never more than ARG_MAX leaves room for. */
 export function commandLimit(argMax: number): number {
-  // Room for the environment, argv[0], "-c" and the pointers (SPEC §2.5).
+  // Room for the environment, argv[0], "-c" and the pointers (protocol.md §2.5).
   const room = argMax > 0 ? argMax - 16384 : MAX_ARG_STRLEN;
   return Math.max(1, Math.min(MAX_ARG_STRLEN, room) - 1);
 }

@@ -1,5 +1,5 @@
 /**
- * One rexec connection, from the first byte to the exec, in the order of SPEC §2:
+ * One rexec connection, from the first byte to the exec, in the order of protocol.md §2 (its step numbers are used below):
  *
  *   request (port, connect-back, user, password, command) → authenticate
  *     → account policy → become the user → home directory → status byte → exec
@@ -28,7 +28,7 @@ import { SysError } from './sys/koffi';
 import { alarm, exitNow } from './sys/process';
 import { connectFrom, withPort } from './sys/socket';
 
-/** How a login ended, for a listener that keeps per-source penalties (SPEC §5a). */
+/** How a login ended, for a listener that keeps per-source penalties (protocol.md §6.3). */
 export type Outcome = 'login' | 'refused' | 'invalid' | 'timeout' | 'gone' | 'error';
 
 export interface SessionContext {
@@ -179,8 +179,10 @@ function end(conn: Connection, ctx: SessionContext, outcome: Outcome, text: Diag
   const level = outcome === 'gone' ? 'info' : 'notice';
   if (facility === 'auth') ctx.log.auth('notice', why);
   else ctx.log.daemon(level, why);
-  if (text !== undefined) conn.sendDiagnostic(text);
+  // The listener hears the outcome before the client does: a client that tries
+  // again at once is then judged with this refusal's penalty already counted.
   ctx.report?.(outcome);
+  if (text !== undefined) conn.sendDiagnostic(text);
   return exitNow(1);
 }
 

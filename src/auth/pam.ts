@@ -1,5 +1,5 @@
 /**
- * The PAM method (SPEC §3): the system's own policy for service "rexec", the same
+ * The PAM method (protocol.md §3.3): the system's own policy for service "rexec", the same
  * way login checks a password.  pam_authenticate and pam_acct_mgmt decide; after
  * setgid, pam_setcred; the PAM environment joins the command's.
  */

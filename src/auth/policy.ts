@@ -1,5 +1,5 @@
 /**
- * Account policy applied after the password check, whatever the method (SPEC §3):
+ * Account policy applied after the password check, whatever the method (protocol.md §3.5):
  * root only with --allow-root, nobody listed in the deny file, nobody but root
  * while /etc/nologin exists.
  */

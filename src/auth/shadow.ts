@@ -1,5 +1,5 @@
 /**
- * The shadow method (SPEC §3): passwd and shadow entries through NSS, the hash
+ * The shadow method (protocol.md §3.4): passwd and shadow entries through NSS, the hash
  * checked with the system's crypt_r, compared in constant time, and the account's
  * ageing fields applied the way pam_unix applies them.
  */

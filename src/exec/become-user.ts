@@ -1,5 +1,5 @@
 /**
- * Becoming the user (SPEC §4): initgroups, setgid, the method's credentials, setuid,
+ * Becoming the user (protocol.md §4.1): initgroups, setgid, the method's credentials, setuid,
  * each checked; then proof that there is no way back to root.  Any failure here
  * ends the session with "Try again." before the status byte.
  */

@@ -1,5 +1,5 @@
 /**
- * The command's environment, built from scratch (SPEC §4): nothing of rexecd's own
+ * The command's environment, built from scratch (protocol.md §4.4): nothing of rexecd's own
  * (NODE_*, LISTEN_*) reaches it.
  */
 import type { PasswdEntry } from '../sys/passwd';

@@ -99,7 +99,7 @@ export class Connection {
     }
   }
 
-  /** The one "\0" (SPEC §2.8).  Throws a SysError if the client is gone. */
+  /** The one "\0" (protocol.md §2.8).  Throws a SysError if the client is gone. */
   sendStatusOk(): void {
     sendAll(this.fd, STATUS_OK, this.deadline);
     this.statusByteSent = true;

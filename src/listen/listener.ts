@@ -1,5 +1,5 @@
 /**
- * The listener (SPEC §1): one process that accepts connections on listening
+ * The listener (protocol.md §1.4): one process that accepts connections on listening
  * sockets — its own (--listen), or a launcher's (inetd "wait" on fd 0, systemd
  * Accept=no on fds 3...) — and reads each request itself, without blocking on any
  * of them: a connection that is slow to send costs a few hundred bytes here, not a
@@ -40,7 +40,7 @@ const TICK_MS = 1000;
 const REFUSAL_LOG_MS = 60_000;
 /** Kinds and sources whose last refusal line is remembered, at most. */
 const REFUSAL_LOG_KEYS = 4096;
-/** How a worker's outcome counts against the source (SPEC §5a). */
+/** How a worker's outcome counts against the source (protocol.md §6.3). */
 const OUTCOME_PENALTY: Record<Outcome, PenaltyEvent | undefined> = {
   login: undefined,
   refused: 'authfail',
@@ -229,7 +229,7 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
   };
 
   // ---------------------------------------------------------------- reading
-  /** Read what the connection holds; move on as the request says (SPEC §2.1-2.5). */
+  /** Read what the connection holds; move on as the request says (protocol.md §2.1-§2.5). */
   const read = (c: Pending): void => {
     const from = c.peer.address;
     let event;
@@ -310,8 +310,10 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
     const watch: { req: PollRequest; on: () => void }[] = [];
     watch.push({ req: { fd: wakeRead, events: POLLIN }, on: () => recvNow(wakeRead, Buffer.alloc(16), 16, false) });
     const now = performance.now();
-    if (now >= acceptPausedUntil) for (const l of sockets) watch.push({ req: { fd: l.fd, events: POLLIN }, on: () => accept(l) });
+    // Workers first: an outcome (a penalty) that arrived with a new connection from
+    // the same source counts before that connection is judged.
     for (const w of pool.watched()) watch.push({ req: { fd: w.fd, events: POLLIN }, on: () => pool.readable(w) });
+    if (now >= acceptPausedUntil) for (const l of sockets) watch.push({ req: { fd: l.fd, events: POLLIN }, on: () => accept(l) });
     let next = now + TICK_MS;
     for (const c of pending) {
       watch.push(c.connectingTo !== undefined ? { req: { fd: c.stderr!, events: POLLOUT }, on: () => connected(c) } : { req: { fd: c.fd, events: POLLIN }, on: () => read(c) });

@@ -125,7 +125,11 @@ export class Pool {
 
   /** A worker's process is gone: as a session that ended, or as a worker lost. */
   private gone(worker: PoolWorker, how: string): void {
-    if (worker.state === 'serving') return this.events.sessionEnded(worker);
+    if (worker.state === 'serving') {
+      // Its outcome may still wait in the socket: the exit can be seen first.
+      if (this.workers.has(worker)) this.readable(worker);
+      return this.events.sessionEnded(worker);
+    }
     if (!this.workers.delete(worker)) return;
     close(worker.fd);
     if (worker.state === 'starting' && !this.stopping) {

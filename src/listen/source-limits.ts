@@ -1,5 +1,5 @@
 /**
- * The listener's limits on unauthenticated connections (SPEC §5a), after OpenSSH
+ * The listener's limits on unauthenticated connections (protocol.md §6), after OpenSSH
  * sshd (sshd_config(5), srclimit.c):
  *
  *   --max-startups start:rate:full       MaxStartups: from `start` unauthenticated

@@ -9,10 +9,10 @@
  * whatever bytes are available and say how many of them they take; they never take
  * a byte past the NUL that ends a field, so the caller can consume exactly that and
  * leave everything after the command's NUL in the socket: those bytes are the
- * command's stdin (SPEC §2.6).
+ * command's stdin (protocol.md §2.6).
  *
  * A field that breaks its limit is refused as soon as the offending byte is seen,
- * without waiting for its NUL (SPEC §2.3-2.5).
+ * without waiting for its NUL (protocol.md §2.3-§2.5).
  */
 import { Diagnostic, type DiagnosticText } from './diagnostics';
 
@@ -27,7 +27,7 @@ export interface FieldLimits {
 
 /** Linux MAX_ARG_STRLEN: one exec argument, including its NUL. */
 export const MAX_ARG_STRLEN = 131072;
-/** The classic limits: 16 bytes of user name, 16 of password (SPEC §2.3, §2.4). */
+/** The classic limits: 16 bytes of user name, 16 of password (protocol.md §2.3, §2.4; §8 on the historic 15). */
 export const DEFAULT_LIMITS: FieldLimits = { user: 16, password: 16, command: MAX_ARG_STRLEN - 1 };
 /** At most five digits: "65535". */
 const PORT_DIGITS = 5;
@@ -110,7 +110,7 @@ export type StderrPort =
   | { readonly kind: 'bad'; readonly why: string };
 
 /**
- * The port field's meaning (SPEC §2.1): empty or zero asks for no secondary channel;
+ * The port field's meaning (protocol.md §2.1): empty or zero asks for no secondary channel;
  * otherwise a port from 1024 to 65535 on the client's host.  Ports below 1024 are
  * refused: no client listens there, and the connect-back must not be a way to reach
  * the privileged services of the client's host.
@@ -153,7 +153,7 @@ export type RequestEvent =
   | { readonly kind: 'refuse'; readonly diagnostic: DiagnosticText; readonly portProblem?: string };
 
 /**
- * The whole request (SPEC §2.1-2.5), resumable: fed whatever bytes the connection
+ * The whole request (protocol.md §2.1-§2.5), resumable: fed whatever bytes the connection
  * has, it says how many it takes and what happens next.  The inetd session drives it
  * with blocking waits (session.ts), the listener from its poll loop (listener.ts).
  * It never takes a byte past the NUL that ends a field, so the caller consumes

@@ -1,6 +1,6 @@
 // rexecd under a real openbsd-inetd, shadow method, with the glibc rexec_af client
 // and a raw-socket client: the protocol, every diagnostic and refusal, and what the
-// command receives (SPEC §2-§4).
+// command receives (protocol.md §2-§4).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';

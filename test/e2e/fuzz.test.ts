@@ -1,5 +1,5 @@
 // Fuzzing the request (issue 6): random and mutated requests against an independent
-// model of SPEC §2.1-2.5, first 10 000 in-process through the real field reader,
+// model of protocol.md §2.1-§2.5, first 10 000 in-process through the real field reader,
 // fed in random chunks exactly as the connection feeds it, then as many as the time
 // budget allows over real sockets to rexecd under openbsd-inetd.
 //
@@ -66,7 +66,7 @@ type Outcome =
   | { readonly kind: 'request'; readonly fields: Readonly<Record<Field, Buffer>>; readonly portNumber: number; readonly length: number };
 
 /**
- * SPEC §2.1-2.5 written out independently of src/protocol: what rexecd must answer
+ * protocol.md §2.1-§2.5 written out independently of src/protocol: what rexecd must answer
  * to these bytes.
  */
 function model(bytes: Buffer, ports: Ports): Outcome {
@@ -274,7 +274,7 @@ function feed(bytes: Buffer, cuts: readonly number[], refuses: (port: number) =>
   }
 }
 
-test(`parser: ${PARSER_CASES} generated requests in random chunks agree with the model of SPEC §2 (seed ${SEED})`, () => {
+test(`parser: ${PARSER_CASES} generated requests in random chunks agree with the model of protocol.md §2 (seed ${SEED})`, () => {
   const ports: Ports = { listener: 40000, closed: 40001 };
   const next = generator(SEED, ports);
   const rnd = mulberry32(SEED ^ 0x5eed);
@@ -427,7 +427,7 @@ describe(`socket fuzz: ${SOCKET_CASES} connections to rexecd under inetd (seed $
       }
       if (e.kind === 'incomplete') {
         // On the 1 s service a start-up slowed by load can reach the deadline while
-        // dialling the stderr port back: that is "Can't connect" (SPEC §2.2), logged so.
+        // dialling the stderr port back: that is "Can't connect" (protocol.md §2.2), logged so.
         if (text === `\x01${DIAG.connect}\n` && c.ending === 'wait' && own(k).some((l) => /timeout \(\d+ s\) waiting for the stderr connection from /.test(l))) return count('deadline while dialling back (wait)');
         if (text !== '') return fail('expected nothing (incomplete request)');
         if (r.how !== 'eof' && r.how !== 'reset') return fail('expected a close');

@@ -119,7 +119,7 @@ describe('privileges of the command', () => {
     });
   }
 
-  test('the command leads its own session even when the launcher made none (SPEC §4 setsid)', async () => {
+  test('the command leads its own session even when the launcher made none (protocol.md §4.3)', async () => {
     // A launcher that, unlike inetd, does not call setsid(): it accepts and starts
     // rexecd (inside the world's namespace) with the connection on fds 0-2, in the
     // test's own session.

@@ -1,4 +1,4 @@
-// PAM, the default method (SPEC §3): real Linux-PAM with pam_unix inside the
+// PAM, the default method (protocol.md §3.3): real Linux-PAM with pam_unix inside the
 // namespace harness, our etc/pam.d/rexec as the service file, syslog captured on a
 // private /dev/log.
 import { describe, test, before, after } from 'node:test';

@@ -1,4 +1,4 @@
-// The listener given a launcher's listening socket (SPEC §1): openbsd-inetd "wait"
+// The listener given a launcher's listening socket (protocol.md §1.4, §1.5): openbsd-inetd "wait"
 // (the socket on fd 0) and systemd Accept=no (systemd-socket-activate without
 // --accept: fd 3, LISTEN_FDS=1).  Logins and refusals, what the command is handed
 // (no listening socket, no LISTEN_*, the normal CPU priority), the workers (no

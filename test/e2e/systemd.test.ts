@@ -1,4 +1,4 @@
-// rexecd under systemd socket activation with Accept=yes (SPEC §1), driven by the
+// rexecd under systemd socket activation with Accept=yes (protocol.md §1.1), driven by the
 // real systemd-socket-activate inside the world's namespace:
 //   --inetd   the connection on fds 0/1, as StandardInput=socket gives it
 //   native    the connection on fd 3 with LISTEN_FDS=1 and LISTEN_PID; rexecd's own
@@ -104,7 +104,7 @@ function assertCommandWorld(p: Probe & { r: ClientResult; inputHash: string }, r
     assert.equal(p.fds[2], p.fds[0]);
     assert.match(p.text, /^to-stderr$/m);
   }
-  // The environment is rexecd's own, built from scratch (SPEC §4); sh adds PWD.
+  // The environment is rexecd's own, built from scratch (protocol.md §4.4); sh adds PWD.
   assert.deepEqual(Object.keys(p.env).sort(), ['HOME', 'LOGNAME', 'PATH', 'PWD', 'RHOST', 'SHELL', 'USER'], p.text);
   assert.equal(p.env.USER, 'sdtest');
   assert.equal(p.env.HOME, w.user('sdtest').home);

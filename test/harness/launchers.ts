@@ -30,7 +30,7 @@ const CLEAN_ENV = ['env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin'];
 
 /**
  * Every test connection comes from 127.0.0.1 or ::1: the listener's per-source
- * limits and penalties (SPEC §5a) are off unless a test turns them on (its own
+ * limits and penalties (protocol.md §6) are off unless a test turns them on (its own
  * args come later and win).
  */
 export const NO_SOURCE_LIMITS = ['--max-startups', '65536', '--per-source-max-startups', 'none', '--per-source-penalties', 'no'];

@@ -1,4 +1,4 @@
-// What systemd handed over (SPEC §1, sd_listen_fds(3)): fds 3... only when the
+// What systemd handed over (protocol.md §1.2, sd_listen_fds(3)): fds 3... only when the
 // LISTEN_* variables name this very process; nothing otherwise.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

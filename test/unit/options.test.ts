@@ -1,4 +1,4 @@
-// Option parsing at the edge (SPEC §6): defaults, every option, and clear errors.
+// Option parsing at the edge (protocol.md §7, rexecd(8)): defaults, every option, and clear errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
