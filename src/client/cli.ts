@@ -3,9 +3,8 @@
  * before HOST; everything after HOST is the command (rsh's rule), so
  * `rexec host ls -l` runs `ls -l` remotely.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import yargs = require('yargs');
+import yargs from 'yargs';
+import { VERSION } from '../version';
 import { UsageError } from './errors';
 import { DEFAULT_PORT, parsePort, parseTarget } from './target';
 
@@ -48,14 +47,6 @@ Exit status: 0 once the server has started the command -- the rexec protocol
 carries no remote exit status (append "; echo $?" to the command if you need
 it); 1 if the server refused (its message is printed); 2 for errors on this
 side: usage, credentials, name lookup, connection, timeout.`;
-
-function version(): string {
-  try {
-    return (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
 
 function seconds(text: string): number {
   if (!/^\d+(\.\d+)?$/.test(text)) throw new UsageError(`--timeout: "${text}" is not a number of seconds`);
@@ -103,7 +94,7 @@ export function parseCommandLine(argv: readonly string[], columns = process.stdo
       describe: `seconds to wait for the connection, the server's connect-back and its answer (default: ${DEFAULT_TIMEOUT}; 0: no limit)`,
     })
     .help('help', 'show this help')
-    .version('version', 'show the version', `rexec ${version()}`)
+    .version('version', 'show the version', `rexec ${VERSION}`)
     .epilogue(EPILOGUE)
     .wrap(Math.min(columns || 80, 100))
     .strict()
