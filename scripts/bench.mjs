@@ -22,6 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { startWorld, REXECD, NODE, ROOT } from '../test/harness/world.mjs';
 import { clientPath, glibcClient } from '../test/harness/clients.mjs';
+import { NO_SOURCE_LIMITS } from '../test/harness/launchers.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -332,7 +333,7 @@ async function listenBench(world, cPort, pam) {
   const port = 20000 + Math.floor(Math.random() * 40000);
   const auth = pam ? ['--auth', 'pam'] : [];
   // ulimit: room for IDLE connections (the listener holds one fd each).
-  const child = spawn('nsenter', ['-m', '-t', String(world.inetdPid), '--', 'sh', '-c', 'ulimit -n 8192 && exec env -i "$@"', 'sh', NODE, APP, '--listen', `127.0.0.1:${port}`, '--max-connections', String(IDLE + 64), ...auth], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('nsenter', ['-m', '-t', String(world.inetdPid), '--', 'sh', '-c', 'ulimit -n 8192 && exec env -i "$@"', 'sh', NODE, APP, '--listen', `127.0.0.1:${port}`, '--max-connections', String(IDLE + 64), ...NO_SOURCE_LIMITS, ...auth], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     let said = '';
     child.stdout.on('data', (d) => (said += d));

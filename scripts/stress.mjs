@@ -24,6 +24,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
 import { startWorld, freePort, REXECD, NODE } from '../test/harness/world.mjs';
+import { NO_SOURCE_LIMITS } from '../test/harness/launchers.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -304,7 +305,7 @@ async function listenPhase() {
   const EXCESS = 20;
   console.log(`listen: --max-connections ${n}, ${EXCESS} more than that`);
   const port = await freePort();
-  const child = spawn('nsenter', ['-m', '-t', String(inetd), '--', 'env', '-i', NODE, REXECD, '--listen', `127.0.0.1:${port}`, '--max-connections', String(n), '--auth', 'shadow', '--fail-delay', '0', '--timeout', '30'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('nsenter', ['-m', '-t', String(inetd), '--', 'env', '-i', NODE, REXECD, '--listen', `127.0.0.1:${port}`, '--max-connections', String(n), ...NO_SOURCE_LIMITS, '--auth', 'shadow', '--fail-delay', '0', '--timeout', '30'], { stdio: ['ignore', 'pipe', 'pipe'] });
   started.add(child);
   let out = '';
   child.stdout.on('data', (d) => (out += d));

@@ -34,11 +34,58 @@ export interface Options {
   readonly idleExit: number;
   /** Listener: pre-started workers kept ready. */
   readonly spare: number;
+  /** Listener: per-source limits and penalties (SPEC §5a, after sshd's). */
+  readonly sourceLimits: SourceLimitOptions;
   readonly help: boolean;
   readonly version: boolean;
   /** Internal: a pre-started per-connection process of --listen (fd 3). */
   readonly poolWorker: boolean;
 }
+
+/**
+ * The listener's limits on unauthenticated connections, after OpenSSH sshd's
+ * MaxStartups, PerSourceMaxStartups, PerSourceNetBlockSize, PerSourcePenalties and
+ * PerSourcePenaltyExemptList (sshd_config(5)); see rexecd(8).
+ */
+export interface SourceLimitOptions {
+  /** --max-startups start:rate:full: random early drop from `start` unauthenticated connections, all at `full`. */
+  readonly maxStartups: { readonly start: number; readonly rate: number; readonly full: number };
+  /** --per-source-max-startups: unauthenticated connections one source may hold (Infinity: no limit). */
+  readonly perSourceMaxStartups: number;
+  /** --per-source-net-block-size v4:v6: prefix lengths that make addresses one source. */
+  readonly netBlockSize: { readonly v4: number; readonly v6: number };
+  /** --per-source-penalties; undefined: off. */
+  readonly penalties: PenaltyOptions | undefined;
+  /** --per-source-penalty-exempt-list: address[/bits] entries no limit applies to. */
+  readonly exempt: readonly string[];
+}
+
+/** Seconds of penalty per event, and the thresholds, as sshd's PerSourcePenalties. */
+export interface PenaltyOptions {
+  /** A refused login (any reason). */
+  readonly authfail: number;
+  /** A connection that ended without a complete request: closed early, or refused as invalid. */
+  readonly noauth: number;
+  /** A connection that held on until the deadline. */
+  readonly graceExceeded: number;
+  /** Penalties count only once they add up to more than this. */
+  readonly min: number;
+  /** No source is refused for longer than this at a time. */
+  readonly max: number;
+  /** Sources remembered per address family, at most. */
+  readonly maxSources: number;
+  /** When the table is full: forget the soonest-to-expire (permissive) or refuse every new source (deny-all). */
+  readonly overflow: 'permissive' | 'deny-all';
+}
+
+export const DEFAULT_PENALTIES: PenaltyOptions = Object.freeze({ authfail: 5, noauth: 1, graceExceeded: 10, min: 15, max: 600, maxSources: 65536, overflow: 'permissive' });
+export const DEFAULT_SOURCE_LIMITS: SourceLimitOptions = Object.freeze({
+  maxStartups: Object.freeze({ start: 10, rate: 30, full: 100 }),
+  perSourceMaxStartups: 10,
+  netBlockSize: Object.freeze({ v4: 32, v6: 64 }),
+  penalties: DEFAULT_PENALTIES,
+  exempt: Object.freeze([]),
+});
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -72,6 +119,23 @@ or listens itself with --listen.
                            Accept=no: exit after SEC without connections, the
                            launcher starts it again (default: 300; 0: never)
   --spare N                listener: pre-started workers kept ready (default: 1)
+  --max-startups START[:RATE:FULL]
+                           listener: drop new unauthenticated connections at
+                           random from START of them, RATE% rising to all at
+                           FULL (default: 10:30:100, as sshd's MaxStartups)
+  --per-source-max-startups N|none
+                           listener: unauthenticated connections one source
+                           may hold (default: 10)
+  --per-source-net-block-size V4[:V6]
+                           listener: prefix lengths that make one source
+                           (default: 32:64)
+  --per-source-penalties LIST|no
+                           listener: refuse a source for a while after
+                           failures (default: authfail:5s,noauth:1s,
+                           grace-exceeded:10s,min:15s,max:10m,
+                           max-sources:65536,overflow:permissive)
+  --per-source-penalty-exempt-list ADDR[/BITS],...
+                           listener: sources no limit applies to
   -h, --help               show this help
   -V, --version            show the version
 `;
@@ -92,6 +156,11 @@ const spec = {
   'max-connections': { type: 'string' },
   'idle-exit': { type: 'string' },
   spare: { type: 'string' },
+  'max-startups': { type: 'string' },
+  'per-source-max-startups': { type: 'string' },
+  'per-source-net-block-size': { type: 'string' },
+  'per-source-penalties': { type: 'string' },
+  'per-source-penalty-exempt-list': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
   'pool-worker': { type: 'boolean' },
@@ -111,6 +180,79 @@ function integer(name: string, text: string | undefined, fallback: number, min: 
   const value = Number(text);
   if (value < min || value > max) throw new UsageError(`--${name}: ${text} is not between ${min} and ${max}`);
   return value;
+}
+
+/** A duration as sshd writes them: 30, 30s, 5m, 1h (seconds by default). */
+function duration(name: string, text: string): number {
+  const m = /^(\d+(?:\.\d+)?)([smh]?)$/.exec(text);
+  if (!m) throw new UsageError(`--${name}: "${text}" is not a duration (e.g. 5s, 10m)`);
+  return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600 }[m[2] as '' | 's' | 'm' | 'h'];
+}
+
+function sourceLimits(values: Record<string, string | boolean | string[] | undefined>): SourceLimitOptions {
+  const d = DEFAULT_SOURCE_LIMITS;
+  const text = (k: string): string | undefined => values[k] as string | undefined;
+  let maxStartups = d.maxStartups;
+  const ms = text('max-startups');
+  if (ms !== undefined) {
+    const m = /^(\d+)(?::(\d+):(\d+))?$/.exec(ms);
+    const [start, rate, full] = m ? [Number(m[1]), m[2] === undefined ? 100 : Number(m[2]), m[3] === undefined ? Number(m[1]) : Number(m[3])] : [NaN, NaN, NaN];
+    if (!m || start < 1 || rate > 100 || full < start) throw new UsageError(`--max-startups: "${ms}" is not START or START:RATE:FULL with 1 <= START <= FULL and RATE <= 100`);
+    maxStartups = { start, rate, full };
+  }
+  const per = text('per-source-max-startups');
+  const perSourceMaxStartups = per === undefined ? d.perSourceMaxStartups : per === 'none' ? Infinity : integer('per-source-max-startups', per, 0, 1, 65536);
+  let netBlockSize = d.netBlockSize;
+  const nb = text('per-source-net-block-size');
+  if (nb !== undefined) {
+    const m = /^(\d+)(?::(\d+))?$/.exec(nb);
+    const [v4, v6] = m ? [Number(m[1]), m[2] === undefined ? d.netBlockSize.v6 : Number(m[2])] : [NaN, NaN];
+    if (!m || v4 > 32 || v6 > 128) throw new UsageError(`--per-source-net-block-size: "${nb}" is not V4[:V6] (0-32, 0-128)`);
+    netBlockSize = { v4, v6 };
+  }
+  return { maxStartups, perSourceMaxStartups, netBlockSize, penalties: penalties(text('per-source-penalties')), exempt: exemptList(text('per-source-penalty-exempt-list')) };
+}
+
+const PENALTY_KEYS: Record<string, keyof PenaltyOptions> = {
+  authfail: 'authfail',
+  noauth: 'noauth',
+  'grace-exceeded': 'graceExceeded',
+  min: 'min',
+  max: 'max',
+  'max-sources': 'maxSources',
+  overflow: 'overflow',
+};
+
+function penalties(text: string | undefined): PenaltyOptions | undefined {
+  if (text === undefined || text === 'yes') return DEFAULT_PENALTIES;
+  if (text === 'no') return undefined;
+  const p: Record<string, unknown> = { ...DEFAULT_PENALTIES };
+  for (const item of text.split(',')) {
+    const [k, v] = item.split(':', 2) as [string, string | undefined];
+    const key = PENALTY_KEYS[k];
+    if (!key || v === undefined) throw new UsageError(`--per-source-penalties: "${item}" is not one of ${Object.keys(PENALTY_KEYS).join(', ')} with a value`);
+    if (key === 'overflow') {
+      if (v !== 'permissive' && v !== 'deny-all') throw new UsageError(`--per-source-penalties: overflow is permissive or deny-all, not "${v}"`);
+      p[key] = v;
+    } else {
+      p[key] = key === 'maxSources' ? integer('per-source-penalties max-sources', v, 0, 1, 1 << 24) : duration('per-source-penalties', v);
+    }
+  }
+  return p as unknown as PenaltyOptions;
+}
+
+function exemptList(text: string | undefined): string[] {
+  if (text === undefined || text === '') return [];
+  const { isIP } = require('node:net') as typeof import('node:net');
+  return text.split(',').map((entry) => {
+    const [addr, bits] = entry.split('/', 2) as [string, string | undefined];
+    const family = isIP(addr);
+    const max = family === 4 ? 32 : 128;
+    if (family === 0 || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= max))) {
+      throw new UsageError(`--per-source-penalty-exempt-list: "${entry}" is not an address or address/bits`);
+    }
+    return entry;
+  });
 }
 
 export function parseListen(text: string): ListenAddress {
@@ -147,6 +289,7 @@ export function parseOptions(argv: readonly string[]): Options {
     maxConnections: integer('max-connections', values['max-connections'], 64, 1, 65536),
     idleExit: seconds('idle-exit', values['idle-exit'], 300, 0, 86400 * 365),
     spare: integer('spare', values.spare, 1, 0, 64),
+    sourceLimits: sourceLimits(values),
     help: values.help ?? false,
     version: values.version ?? false,
     poolWorker: values['pool-worker'] ?? false,

@@ -27,6 +27,7 @@ import { exitNow, fileLimit, setFileLimit } from '../sys/process';
 import { finishConnect, localAddress, peerAddress, POLLIN, POLLOUT, recvNow, sendNow, startConnect, withPort, type SockAddr } from '../sys/socket';
 import { encodeHandoff } from './handoff';
 import { Pool, type PoolWorker } from './pool';
+import { SourceLimits, type PenaltyEvent, type Source } from './source-limits';
 
 /** Descriptors the listener needs besides its connections: its own, the pool's, slack. */
 const FIXED_FDS = 64;
@@ -35,11 +36,25 @@ const BACKOFF_MIN_MS = 50;
 const BACKOFF_MAX_MS = 1000;
 /** How often the pool is looked over (aged workers, idle extras) and the idle exit checked. */
 const TICK_MS = 1000;
+/** A refusal of the same kind from the same source is logged at most this often. */
+const REFUSAL_LOG_MS = 60_000;
+/** Kinds and sources whose last refusal line is remembered, at most. */
+const REFUSAL_LOG_KEYS = 4096;
+/** How a worker's outcome counts against the source (SPEC §5a). */
+const OUTCOME_PENALTY: Record<Outcome, PenaltyEvent | undefined> = {
+  login: undefined,
+  refused: 'authfail',
+  invalid: 'noauth',
+  timeout: 'grace-exceeded',
+  gone: 'noauth',
+  error: undefined,
+};
 
 /** A connection whose request is still arriving. */
 interface Pending {
   readonly fd: number;
   readonly peer: SockAddr;
+  readonly source: Source;
   readonly local: SockAddr;
   readonly deadline: number;
   readonly reader: RequestReader;
@@ -56,13 +71,16 @@ interface Listening {
 
 export function startListener(options: Options, launched?: Extract<Launch, { kind: 'listener' }>): void {
   const log = openLog();
-  const limits = requestLimits(options);
+  const fieldLimits = requestLimits(options);
   const sockets = launched ? adopt(launched.fds) : bind(options);
   if (launched) silenceStdio(launched.fds);
   const maxConnections = fitToFileLimit(options.maxConnections, log, !launched);
 
   const pending = new Set<Pending>();
   const complete: Pending[] = [];
+  const limits = new SourceLimits(options.sourceLimits);
+  /** Workers handed a connection whose login has not ended yet, and its source. */
+  const authenticating = new Map<PoolWorker, Source>();
   let sessions = 0;
   const active = (): number => pending.size + complete.length + sessions;
   let lastActivity = performance.now();
@@ -77,8 +95,9 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
 
   const pool = new Pool(selfCommand(options), Math.min(options.spare, maxConnections), {
     changed: wake,
-    outcome: (_worker: PoolWorker, _outcome: Outcome) => {},
-    sessionEnded: () => {
+    outcome: (worker: PoolWorker, outcome: Outcome) => loginEnded(worker, OUTCOME_PENALTY[outcome]),
+    sessionEnded: (worker: PoolWorker) => {
+      loginEnded(worker, undefined); // a worker that died before it said how its login ended
       sessions--;
       lastActivity = performance.now();
       wake();
@@ -97,17 +116,53 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
     log.daemon('err', message);
   };
 
-  const drop = (c: Pending): void => {
+  // Refusals before a connection is admitted: one line per kind and source a
+  // minute (a flood must not flood the log), from a bounded table.
+  const refusalLogged = new Map<string, number>();
+  const logRefusal = (key: string, message: string): void => {
+    const now = performance.now();
+    const last = refusalLogged.get(key);
+    if (last !== undefined && now - last < REFUSAL_LOG_MS) return;
+    refusalLogged.delete(key);
+    refusalLogged.set(key, now);
+    if (refusalLogged.size > REFUSAL_LOG_KEYS) refusalLogged.delete(refusalLogged.keys().next().value!);
+    log.daemon('notice', message);
+  };
+
+  const penalise = (source: Source, event: PenaltyEvent | undefined): void => {
+    if (!event) return;
+    const change = limits.penalise(source, event);
+    if (change && change.active && change.kind !== 'extended') {
+      log.daemon('notice', `penalty for ${source.block}: refused for ${Math.round(change.seconds)} s (--per-source-penalties)`);
+    }
+  };
+  /** A worker's login ended: the source's connection no longer counts as unauthenticated. */
+  const loginEnded = (worker: PoolWorker, event: PenaltyEvent | undefined): void => {
+    const source = authenticating.get(worker);
+    if (!source) return;
+    authenticating.delete(worker);
+    limits.finished(source);
+    penalise(source, event);
+  };
+
+  /** Our copies of a connection's descriptors and request, gone (a worker may hold its own). */
+  const release = (c: Pending): void => {
     pending.delete(c);
     close(c.fd);
     if (c.stderr !== undefined) close(c.stderr);
     c.reader.wipe();
     c.request?.password.fill(0);
   };
-  const end = (c: Pending, text: DiagnosticText | undefined, level: 'notice' | 'info', why: string): void => {
+  /** A connection that never reached a worker is done with: it no longer counts; maybe a penalty. */
+  const drop = (c: Pending, event?: PenaltyEvent): void => {
+    release(c);
+    limits.finished(c.source);
+    penalise(c.source, event);
+  };
+  const end = (c: Pending, text: DiagnosticText | undefined, level: 'notice' | 'info', why: string, event?: PenaltyEvent): void => {
     log.daemon(level, why);
     if (text !== undefined) answer(c.fd, text);
-    drop(c);
+    drop(c, event);
   };
 
   // ---------------------------------------------------------------- accepting
@@ -157,14 +212,18 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
       close(fd); // reset before we looked: nothing to serve
       return;
     }
-    if (active() >= maxConnections) {
-      log.daemon('notice', `refused ${peer.address}: ${maxConnections} connections already (--max-connections)`);
+    const source = limits.sourceOf(peer);
+    const refusal = active() >= maxConnections ? `${maxConnections} connections already (--max-connections)` : limits.refusal(source);
+    if (refusal !== undefined) {
+      // "Try again.", whatever the reason: nothing tells whether a password was right.
+      logRefusal(`${source.block} ${refusal.replace(/\d+/g, 'N')}`, `refused ${peer.address}: ${refusal}`);
       answer(fd, Diagnostic.tryAgain);
       close(fd);
       return;
     }
     if (options.logConnections) log.daemon('info', requestLog.connection(peer.address, peer.port));
-    const c: Pending = { fd, peer, local, deadline: performance.now() + options.timeout * 1000, reader: new RequestReader(limits) };
+    limits.started(source);
+    const c: Pending = { fd, peer, source, local, deadline: performance.now() + options.timeout * 1000, reader: new RequestReader(fieldLimits) };
     pending.add(c);
     read(c); // the request often arrives with the connection
   };
@@ -183,15 +242,15 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
       case 'more':
         return;
       case 'closed':
-        return end(c, undefined, 'info', requestLog.clientLeft(c.reader.waitingFor, from, event.how));
+        return end(c, undefined, 'info', requestLog.clientLeft(c.reader.waitingFor, from, event.how), 'noauth');
       case 'refuse':
-        return end(c, event.diagnostic, 'notice', requestLog.refused(event, from));
+        return end(c, event.diagnostic, 'notice', requestLog.refused(event, from), 'noauth');
       case 'connect-back':
         try {
           c.stderr = startConnect(c.local, withPort(c.peer, event.port));
           c.connectingTo = event.port;
         } catch (e) {
-          return end(c, Diagnostic.cantConnectStderr, 'notice', requestLog.cantConnect(from, event.port, (e as Error).message));
+          return end(c, Diagnostic.cantConnectStderr, 'notice', requestLog.cantConnect(from, event.port, (e as Error).message), 'noauth');
         }
         return;
       case 'request':
@@ -206,7 +265,7 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
     try {
       finishConnect(c.stderr!);
     } catch (e) {
-      return end(c, Diagnostic.cantConnectStderr, 'notice', requestLog.cantConnect(c.peer.address, c.connectingTo!, (e as Error).message));
+      return end(c, Diagnostic.cantConnectStderr, 'notice', requestLog.cantConnect(c.peer.address, c.connectingTo!, (e as Error).message), 'noauth');
     }
     c.connectingTo = undefined;
     c.reader.connected();
@@ -232,13 +291,16 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
     sessions++;
     try {
       sendWithFds(worker.fd, message, c.stderr === undefined ? [c.fd] : [c.fd, c.stderr]);
+      // The worker's outcome (loginEnded) ends the count from here.
+      authenticating.set(worker, c.source);
+      release(c);
     } catch (e) {
       logFailure(`cannot hand ${c.peer.address} to a worker: ${(e as Error).message}`);
       answer(c.fd, Diagnostic.tryAgain);
       worker.child.kill('SIGKILL');
+      drop(c);
     } finally {
       message.fill(0);
-      drop(c);
     }
   };
 
@@ -283,7 +345,7 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
     for (const c of pending) {
       // Past the deadline nothing more is said, but that the stderr channel failed.
       const text = c.connectingTo !== undefined ? Diagnostic.cantConnectStderr : undefined;
-      if (now >= c.deadline) end(c, text, 'notice', requestLog.timeout(options.timeout, c.reader.waitingFor, c.peer.address));
+      if (now >= c.deadline) end(c, text, 'notice', requestLog.timeout(options.timeout, c.reader.waitingFor, c.peer.address), 'grace-exceeded');
     }
     for (let i = complete.length - 1; i >= 0; i--) {
       const c = complete[i]!;

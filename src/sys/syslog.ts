@@ -8,6 +8,8 @@ export const LOG_WARNING = 4;
 export const LOG_NOTICE = 5;
 export const LOG_INFO = 6;
 const LOG_PID = 0x01;
+/** Connect to the log socket now, not at the first message: a listener out of descriptors can still log. */
+const LOG_NDELAY = 0x08;
 
 const openlog = cfunc<(ident: Buffer, option: number, facility: number) => void>(libc, 'void openlog(const uint8_t *ident, int option, int facility)');
 const syslogC = cfunc<(priority: number, format: string, ...args: unknown[]) => void>(libc, 'void syslog(int priority, const char *format, ...)');
@@ -17,7 +19,7 @@ let ident: Buffer | undefined;
 
 export function openSyslog(name: string, facility: number): void {
   ident = Buffer.from(`${name}\0`);
-  openlog(ident, LOG_PID, facility);
+  openlog(ident, LOG_PID | LOG_NDELAY, facility);
 }
 
 export function syslog(priority: number, message: string): void {

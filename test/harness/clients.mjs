@@ -57,14 +57,14 @@ export function request({ port = '', user, password, command }) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * A raw session.  steps: Buffers to write, { delay: ms }, { end: true } (half-close),
+ * A raw session (from localAddress when given).  steps: Buffers to write, { delay: ms }, { end: true } (half-close),
  * { destroy: true } (close at once), { reset: true } (RST).  With stderr: true a
  * listener is opened on the same host, and `port` in `stderrPort(port)` steps is
  * filled with it: pass steps as a function (stderrPort) => steps.
  * Resolves { main, stderr, stderrConnected, mainClosed: 'eof'|'reset'|'timeout', ms,
  * localPort } (localPort: the client's own port, which rexecd -l logs).
  */
-export async function raw({ port, host = '127.0.0.1', steps, stderr = false, timeout = 15000, onData }) {
+export async function raw({ port, host = '127.0.0.1', localAddress, steps, stderr = false, timeout = 15000, onData }) {
   let listener;
   let stderrPort = 0;
   const errChunks = [];
@@ -77,12 +77,13 @@ export async function raw({ port, host = '127.0.0.1', steps, stderr = false, tim
       s.on('error', () => {});
       stderrClosed = new Promise((r) => s.on('close', r));
     });
-    await new Promise((r) => listener.listen(0, host, r));
+    await new Promise((r) => listener.listen(0, localAddress ?? host, r));
     stderrPort = listener.address().port;
   }
   const list = typeof steps === 'function' ? steps(stderrPort) : steps;
   const t0 = performance.now();
-  const sock = connect({ port, host });
+  // localAddress: another loopback address (127.0.0.2...), another source to the listener.
+  const sock = connect({ port, host, localAddress });
   const chunks = [];
   let closedHow = 'eof';
   const closed = new Promise((resolve) => {

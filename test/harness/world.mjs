@@ -44,7 +44,8 @@ const DAYS = Math.floor(Date.now() / 86_400_000);
  * users: [{ name, password, method='yescrypt', hash (overrides), uid, home (null =
  * none), shell='/bin/sh', groups: [[name, gid]], shadow: {lastChange, max, inactive, expire} }]
  * pam: { rexec: 'file text', ... } extra files for /etc/pam.d
- * services: { name: [rexecd args] } or { name: { program, args } }
+ * services: { name: [rexecd args] } or { name: { program, args, wait } } (wait: inetd hands
+ *   over the listening socket, one server per address family, instead of each connection)
  * nofile: RLIMIT_NOFILE for inetd and so for every server it starts (default: inherited)
  */
 export async function startWorld({ users = [], pam, services = { rexecd: [] }, etc = {}, syslog = true, nofile, hideLibpam = false } = {}) {
@@ -111,10 +112,10 @@ mount --bind ${dir}/log.sock /dev/log`;
   for (const [name, svc] of Object.entries(services)) {
     const port = await freePort();
     ports[name] = port;
-    const { program, args } = Array.isArray(svc) ? { program: null, args: svc } : svc;
+    const { program, args, wait = false } = Array.isArray(svc) ? { program: null, args: svc } : svc;
     const argv = program ? [program, program.split('/').pop(), ...args] : [NODE, 'node', REXECD, ...args];
     for (const [addr, proto] of [['127.0.0.1', 'tcp4'], ['[::1]', 'tcp6']]) {
-      conf += `${addr}:${port}\tstream\t${proto}\tnowait.100000\troot\t${argv.join(' ')}\n`;
+      conf += `${addr}:${port}\tstream\t${proto}\t${wait ? 'wait' : 'nowait.100000'}\troot\t${argv.join(' ')}\n`;
     }
   }
   writeFileSync(join(dir, 'inetd.conf'), conf);

@@ -1,0 +1,215 @@
+/**
+ * The listener's limits on unauthenticated connections (SPEC §5a), after OpenSSH
+ * sshd (sshd_config(5), srclimit.c):
+ *
+ *   --max-startups start:rate:full       MaxStartups: from `start` unauthenticated
+ *                                        connections, drop new ones with probability
+ *                                        rate%, rising linearly to all at `full`
+ *   --per-source-max-startups n          PerSourceMaxStartups: one source holds at
+ *                                        most n of them
+ *   --per-source-net-block-size v4:v6    PerSourceNetBlockSize: which addresses are
+ *                                        one source
+ *   --per-source-penalties ...           PerSourcePenalties: a source whose login was
+ *                                        refused, that sent no complete request, or
+ *                                        that held on until the deadline, accrues
+ *                                        seconds of penalty; once they add up to more
+ *                                        than `min` it is refused until they run out
+ *                                        (never more than `max` ahead)
+ *   --per-source-penalty-exempt-list     PerSourcePenaltyExemptList: none of this
+ *
+ * "Unauthenticated" is a connection from accept until its worker says how the login
+ * ended.  Memory is bounded: the per-source counts by --max-connections, the
+ * penalty table by max-sources per address family (then the soonest-to-expire
+ * entry is forgotten, or with overflow:deny-all every new source is refused).
+ * Pure: time and chance are passed in, for the tests.
+ */
+import { BlockList } from 'node:net';
+import type { PenaltyOptions, SourceLimitOptions } from '../options';
+import { AF_INET, AF_INET6, type SockAddr } from '../sys/socket';
+
+export type PenaltyEvent = 'authfail' | 'noauth' | 'grace-exceeded';
+
+const REASONS: Record<PenaltyEvent, string> = {
+  authfail: 'failed authentication',
+  noauth: 'no complete request',
+  'grace-exceeded': 'held the connection until the deadline',
+};
+const SECONDS: Record<PenaltyEvent, keyof PenaltyOptions> = { authfail: 'authfail', noauth: 'noauth', 'grace-exceeded': 'graceExceeded' };
+
+/** Where a connection comes from, as the limits see it: an address masked to its net block. */
+export interface Source {
+  readonly family: 4 | 6;
+  /** The masked address and prefix length, e.g. "192.0.2.0/24" or "2001:db8::/64". */
+  readonly block: string;
+  readonly exempt: boolean;
+}
+
+interface Penalty {
+  /** When it runs out, in seconds (the clock passed in). */
+  expiry: number;
+  active: boolean;
+  reason: string;
+}
+
+export type PenaltyChange = { readonly kind: 'new' | 'activated' | 'extended'; readonly seconds: number; readonly active: boolean } | undefined;
+
+export class SourceLimits {
+  private readonly unauthenticated = new Map<string, number>();
+  private total = 0;
+  private readonly tables: Record<4 | 6, Map<string, Penalty>> = { 4: new Map(), 6: new Map() };
+  private readonly exemptList = new BlockList();
+
+  constructor(
+    private readonly o: SourceLimitOptions,
+    /** Seconds on a monotonic clock. */
+    private readonly now: () => number = () => performance.now() / 1000,
+    /** A number in [0, 1). */
+    private readonly random: () => number = Math.random,
+  ) {
+    for (const entry of o.exempt) {
+      const [addr, bits] = entry.split('/', 2) as [string, string | undefined];
+      const type = addr.includes(':') ? 'ipv6' : 'ipv4';
+      if (bits === undefined) this.exemptList.addAddress(addr, type);
+      else this.exemptList.addSubnet(addr, Number(bits), type);
+    }
+  }
+
+  /** The source a peer address belongs to (an IPv4-mapped IPv6 address is IPv4). */
+  sourceOf(peer: SockAddr): Source {
+    const bytes = addressBytes(peer);
+    const family = bytes.length === 4 ? 4 : 6;
+    const bits = family === 4 ? this.o.netBlockSize.v4 : this.o.netBlockSize.v6;
+    const masked = Buffer.from(bytes);
+    for (let i = 0; i < masked.length; i++) {
+      const keep = Math.max(0, Math.min(8, bits - 8 * i));
+      masked[i]! &= (0xff << (8 - keep)) & 0xff;
+    }
+    const exempt = this.exemptList.check(peer.address, family === 4 ? 'ipv4' : 'ipv6');
+    return { family, block: `${formatAddress(masked)}/${bits}`, exempt };
+  }
+
+  /** Why a new connection from `source` is refused, or undefined when it is admitted. */
+  refusal(source: Source): string | undefined {
+    if (source.exempt) return undefined;
+    const p = this.o.penalties;
+    if (p) {
+      const now = this.now();
+      const table = this.tables[source.family];
+      const penalty = table.get(source.block);
+      if (penalty && penalty.expiry >= now && penalty.active) return `penalty: ${penalty.reason}, ${Math.ceil(penalty.expiry - now)} s left (--per-source-penalties)`;
+      if (!penalty && p.overflow === 'deny-all' && table.size >= p.maxSources) return `the penalty table is full (--per-source-penalties overflow:deny-all)`;
+    }
+    const mine = this.unauthenticated.get(source.block) ?? 0;
+    if (mine >= this.o.perSourceMaxStartups) return `${mine} unauthenticated connections from ${source.block} already (--per-source-max-startups)`;
+    const { start, rate, full } = this.o.maxStartups;
+    if (this.total >= full) return `${this.total} unauthenticated connections already (--max-startups)`;
+    if (this.total >= start) {
+      const percent = rate + ((100 - rate) * (this.total - start)) / Math.max(1, full - start);
+      if (this.random() * 100 < percent) return `random early drop at ${this.total} unauthenticated connections (--max-startups)`;
+    }
+    return undefined;
+  }
+
+  /** A connection from `source` was admitted: it counts until finished(). */
+  started(source: Source): void {
+    this.total++;
+    this.unauthenticated.set(source.block, (this.unauthenticated.get(source.block) ?? 0) + 1);
+  }
+
+  /** The connection's login ended (or it never got that far). */
+  finished(source: Source): void {
+    this.total--;
+    const n = (this.unauthenticated.get(source.block) ?? 1) - 1;
+    if (n > 0) this.unauthenticated.set(source.block, n);
+    else this.unauthenticated.delete(source.block);
+  }
+
+  /** Connections admitted and not finished: the listener's count of unauthenticated ones. */
+  get unauthenticatedCount(): number {
+    return this.total;
+  }
+
+  /**
+   * Add `event`'s seconds to the source's penalty, as sshd does: a new penalty
+   * runs from now, an existing one is extended, never beyond now + max, and it is
+   * enforced once more than `min` is left.  Says what changed, for the log.
+   */
+  penalise(source: Source, event: PenaltyEvent): PenaltyChange {
+    const p = this.o.penalties;
+    if (!p || source.exempt) return undefined;
+    const secs = p[SECONDS[event]] as number;
+    if (secs <= 0) return undefined;
+    const now = this.now();
+    const table = this.tables[source.family];
+    this.expire(table, now);
+    const reason = REASONS[event];
+    const existing = table.get(source.block);
+    if (!existing) {
+      if (table.size >= p.maxSources && p.overflow === 'deny-all') return undefined;
+      const penalty: Penalty = { expiry: now + Math.min(secs, p.max), active: secs > p.min, reason };
+      table.set(source.block, penalty);
+      // Permissive overflow: forget the penalties that would run out soonest.
+      while (table.size > p.maxSources) this.forgetSoonest(table);
+      return { kind: 'new', seconds: penalty.expiry - now, active: penalty.active };
+    }
+    existing.expiry = Math.min(existing.expiry + secs, now + p.max);
+    existing.reason = reason;
+    if (!existing.active && existing.expiry - now > p.min) {
+      existing.active = true;
+      return { kind: 'activated', seconds: existing.expiry - now, active: true };
+    }
+    return { kind: 'extended', seconds: existing.expiry - now, active: existing.active };
+  }
+
+  /** Entries in the penalty tables (both families). */
+  get penaltyCount(): number {
+    return this.tables[4].size + this.tables[6].size;
+  }
+
+  private expire(table: Map<string, Penalty>, now: number): void {
+    for (const [block, penalty] of table) if (penalty.expiry < now) table.delete(block);
+  }
+
+  private forgetSoonest(table: Map<string, Penalty>): void {
+    let soonest: string | undefined;
+    let at = Infinity;
+    for (const [block, penalty] of table) {
+      if (penalty.expiry < at) {
+        at = penalty.expiry;
+        soonest = block;
+      }
+    }
+    if (soonest !== undefined) table.delete(soonest);
+  }
+}
+
+/** The address's bytes: 4 for IPv4 (IPv4-mapped IPv6 included), 16 for IPv6. */
+function addressBytes(a: SockAddr): Buffer {
+  if (a.family === AF_INET) return a.raw.subarray(4, 8);
+  if (a.family === AF_INET6) {
+    const b = a.raw.subarray(8, 24);
+    const mapped = b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
+    return mapped ? b.subarray(12, 16) : b;
+  }
+  throw new Error(`not an IP address (family ${a.family})`);
+}
+
+/** Dotted quad, or RFC 5952 text (the longest run of two or more zero groups as "::"). */
+export function formatAddress(bytes: Buffer): string {
+  if (bytes.length === 4) return [...bytes].join('.');
+  const groups = Array.from({ length: 8 }, (_, i) => bytes.readUInt16BE(2 * i));
+  let best = { at: -1, len: 1 };
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > best.len) best = { at: i, len: j - i };
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best.at < 0) return hex.join(':');
+  return `${hex.slice(0, best.at).join(':')}::${hex.slice(best.at + best.len).join(':')}`;
+}
