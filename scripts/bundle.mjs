@@ -87,6 +87,29 @@ export const buildClient = () => `#!/usr/bin/env node\n${clientCode()}`;
 /** The client as the single executable's loader runs it (one function expression). */
 export const buildClientMain = () => `(function (exports, require, module, __filename, __dirname) {\n${clientCode()}\n})`;
 
+/**
+ * The npm packages whose code the bundles carry (rexecd's and the client's), as
+ * their directories under node_modules: a binary package must carry their licenses.
+ * koffi's JavaScript is not bundled; its native module is shipped, so it is listed.
+ */
+export function bundledPackages() {
+  const { metafile } = require('esbuild').buildSync({
+    ...bundleOptions,
+    define: { ...bundleOptions.define, 'import.meta.url': '__rexecBundleUrl' },
+    entryPoints: [join(ROOT, 'dist', 'rexecd.js'), join(ROOT, 'dist', 'client', 'rexec.js')],
+    outdir: join(ROOT, 'dist', 'metafile-unused'),
+    absWorkingDir: ROOT,
+    write: false,
+    metafile: true,
+  });
+  const dirs = new Set([join(ROOT, 'node_modules', 'koffi')]);
+  for (const input of Object.keys(metafile.inputs)) {
+    const m = /^(.*\bnode_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
+    if (m) dirs.add(join(ROOT, m[1]));
+  }
+  return [...dirs].sort();
+}
+
 /** Copy koffi's native module for this platform into <dir>/koffi/<triplet>/, atomically. */
 export function installKoffiNative(dir) {
   const target = `${process.platform}-${process.arch}`;

@@ -33,7 +33,7 @@
 set -euo pipefail
 
 PACKAGES=(openbsd-inetd rsh-server whois gcc libc6-dev systemd hyperfine util-linux iproute2 procps time man-db fail2ban debootstrap lintian)
-# Also in test/harness/paths (the tests read the cache from there).
+# Also in test/harness/cache.mjs (the tests read the cache from there).
 CACHE=/var/cache/rexecd-tests
 XINETD=$CACHE/xinetd/usr/sbin/xinetd
 BASE_ROOT=$CACHE/bookworm-minbase.tar

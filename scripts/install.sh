@@ -15,6 +15,8 @@
 #            all start that node, and it builds the code cache.
 #   NODE_FLAGS  node options for every start (default none), e.g. --v8-pool-size=1.
 #            One word: Linux passes the rest of a #! line as a single argument.
+#   SEA      with --sea: the single executable to install (default
+#            dist/rexecd-<platform>-<arch>, as `npm run build:sea` makes it)
 #
 # What goes where (PREFIX=/usr/local; the .deb uses PREFIX=/usr):
 #   PREFIX/lib/rexecd/rexecd.cjs          the loader (#!NODE), what launchers run
@@ -135,8 +137,8 @@ fi
 # ---- install ----
 need() { [ -e "$ROOT/$1" ] || die "$ROOT/$1 is missing: $2"; }
 if [ $flavour = sea ]; then
-	SEA=dist/rexecd-$(uname -s | tr A-Z a-z)-$(uname -m | sed 's/x86_64/x64/; s/aarch64/arm64/')
-	need "$SEA" "build it first (npm run build:sea)"
+	SEA=${SEA:-$ROOT/dist/rexecd-$(uname -s | tr A-Z a-z)-$(uname -m | sed 's/x86_64/x64/; s/aarch64/arm64/')}
+	[ -x "$SEA" ] || die "$SEA is missing: build it first (npm run build:sea)"
 else
 	for f in dist/rexecd.cjs dist/rexecd-main.js dist/rexec.cjs; do need "$f" "build first (npm ci && npm run build)"; done
 	NODE=${NODE:-$(command -v node || true)}
@@ -187,7 +189,7 @@ adjusted() { sed -E "${launch_rewrites[@]}" "$ROOT/$1"; }
 # The program.
 put 644 "$ROOT/dist/koffi/$TRIPLET/koffi.node" "$LIBDIR/koffi/$TRIPLET/koffi.node"
 if [ $flavour = sea ]; then
-	put 755 "$ROOT/$SEA" "$LIBDIR/rexecd"
+	put 755 "$SEA" "$LIBDIR/rexecd"
 	link ../lib/rexecd/rexecd "$SBIN/rexecd"
 	link ../lib/rexecd/rexecd "$PREFIX/bin/rexec"
 else
