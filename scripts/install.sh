@@ -92,6 +92,7 @@ launch_rewrites=(
 	-e "s#(^|[[:space:]])node[[:space:]]+/opt/rexecd/dist/rexecd\\.cjs#\\1rexecd#g"
 	-e "s#^([[:space:]]*server[[:space:]]*=[[:space:]]*)/usr/bin/node[[:space:]]*\$#\\1$SBIN/rexecd#"
 	-e "/^[[:space:]]*server_args[[:space:]]*=[[:space:]]*\\/opt\\/rexecd\\/dist\\/rexecd\\.cjs[[:space:]]*\$/d"
+	-e "s|^([[:space:]]*#?[[:space:]]*server_args[[:space:]]*=[[:space:]]*)/opt/rexecd/dist/rexecd\\.cjs[[:space:]]*|\\1|"
 	-e "s#/opt/rexecd/rexecd-linux-x64#$SBIN/rexecd#g"
 )
 # The shipped configurations: checkout file, then where --system-config puts it
