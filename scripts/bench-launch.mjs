@@ -10,7 +10,11 @@
 //   sh wrapper       a /bin/sh script that execs node with the loader
 //   single exe       PREFIX/sbin/rexecd -> the single executable (npm run build:sea)
 //
-// and `env -i node -e 0` and each way's `--version` (start-up alone, no connection).
+// and `env -i node -e 0` and each way's `--version` (start-up alone, no connection),
+// and what each indirection costs by itself: /bin/true started directly, through
+// `#!/usr/bin/env` and through a sh wrapper.  The ways alternate: the runs are made
+// in rounds, each round in another order, and the samples pooled, so load from
+// elsewhere falls on all alike.
 // Needs root, a build (npm run build && npm run build:sea) and the packages of
 // scripts/install-test-deps.sh.  Run it on a quiet machine.
 //   node scripts/bench-launch.mjs [--runs N] [--json FILE]
@@ -22,7 +26,7 @@ import { parseArgs } from 'node:util';
 import { startWorld, ROOT } from '../test/harness/world.mjs';
 import { clientPath } from '../test/harness/clients.mjs';
 
-const { values: opts } = parseArgs({ options: { runs: { type: 'string', default: '40' }, json: { type: 'string' } } });
+const { values: opts } = parseArgs({ options: { runs: { type: 'string', default: '60' }, rounds: { type: 'string', default: '6' }, json: { type: 'string' } } });
 const NODE = '/usr/bin/node';
 const dir = mkdtempSync(join(tmpdir(), 'rexecd-bench-launch-'));
 chmodSync(dir, 0o755);
@@ -43,6 +47,11 @@ const envLoader = join(nodePrefix, 'lib/rexecd/rexecd-env.cjs');
 writeFileSync(envLoader, `#!/usr/bin/env node\n${loader}`, { mode: 0o755 });
 const wrapper = join(nodePrefix, 'sbin/rexecd-wrapper');
 writeFileSync(wrapper, `#!/bin/sh\nexec ${NODE} ${nodePrefix}/lib/rexecd/rexecd.cjs "$@"\n`, { mode: 0o755 });
+// The indirections alone, around a program that does nothing.
+const trueEnv = join(dir, 'true-env');
+writeFileSync(trueEnv, '#!/usr/bin/env true\n', { mode: 0o755 });
+const trueSh = join(dir, 'true-sh');
+writeFileSync(trueSh, '#!/bin/sh\nexec /bin/true "$@"\n', { mode: 0o755 });
 
 const ARGS = ['--auth', 'shadow', '--fail-delay', '0.3'];
 const WAYS = {
@@ -87,17 +96,35 @@ try {
     const r = await run(client, ['-n', '-l', 'benchuser', '-p', 'bench-pass', '127.0.0.1', String(w.ports[way]), 'true']);
     if (r.status !== 0) throw new Error(`${way}: the login failed (${r.status}): ${r.output}`);
   }
+  /** Time commands ([label, command]) in rounds, each round in another order; pool the samples. */
   const hyperfine = async (name, commands) => {
-    const json = join(dir, `${name}.json`);
-    const args = ['-N', '--warmup', '5', '--runs', opts.runs, '--export-json', json, '--style', 'none'];
-    for (const [label, cmd] of commands) args.push('-n', label, cmd);
-    const r = await run('hyperfine', args);
-    if (r.status !== 0) throw new Error(`hyperfine failed (${r.status}): ${args.join(' ')}\n${r.output}`);
-    for (const x of JSON.parse(readFileSync(json, 'utf8')).results) {
-      results[`${name}: ${x.command}`] = { median: x.median * 1000, mean: x.mean * 1000, stddev: x.stddev * 1000, min: x.min * 1000 };
+    const rounds = Number(opts.rounds);
+    const perRound = Math.ceil(Number(opts.runs) / rounds);
+    const samples = new Map(commands.map(([label]) => [label, { wall: [], cpu: [] }]));
+    for (let round = 0; round < rounds; round++) {
+      const order = commands.map((_, i) => commands[(i + round) % commands.length]);
+      const json = join(dir, `${name}.json`);
+      const args = ['-N', '--warmup', '2', '--runs', String(perRound), '--export-json', json, '--style', 'none'];
+      for (const [label, cmd] of order) args.push('-n', label, cmd);
+      const r = await run('hyperfine', args);
+      if (r.status !== 0) throw new Error(`hyperfine failed (${r.status}): ${args.join(' ')}\n${r.output}`);
+      for (const x of JSON.parse(readFileSync(json, 'utf8')).results) {
+        const s = samples.get(x.command);
+        s.wall.push(...x.times);
+        // hyperfine gives CPU time as a mean per command and round.
+        s.cpu.push(...x.times.map(() => x.user + x.system));
+      }
+    }
+    const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+    const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
+    for (const [label, s] of samples) {
+      const m = mean(s.wall);
+      const sd = Math.sqrt(mean(s.wall.map((x) => (x - m) ** 2)));
+      results[`${name}: ${label}`] = { median: median(s.wall) * 1000, mean: m * 1000, stddev: sd * 1000, min: Math.min(...s.wall) * 1000, cpu: mean(s.cpu) * 1000, n: s.wall.length };
     }
   };
   // hyperfine -N splits on spaces: none of these paths has one.
+  await hyperfine('exec', [['/bin/true', '/bin/true'], ['#!/usr/bin/env', trueEnv], ['sh wrapper', trueSh]]);
   await hyperfine('start', [['env -i node -e 0', `env -i ${NODE} -e 0`], ...Object.entries(versionOf).map(([way, argv]) => [way, `env -i ${argv.join(' ')} --version`])]);
   await hyperfine('login', Object.keys(WAYS).map((way) => [way, `${client} -n -l benchuser -p bench-pass 127.0.0.1 ${w.ports[way]} true`]));
 } finally {
@@ -105,6 +132,8 @@ try {
 }
 
 console.log(`${new Date().toISOString()}  ${cpus().length} × ${cpus()[0]?.model}, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}, node ${process.version}`);
-console.log('| what | median ms | mean ± sd ms | min ms |\n|---|--:|--:|--:|');
-for (const [what, r] of Object.entries(results)) console.log(`| ${what} | ${r.median.toFixed(1)} | ${r.mean.toFixed(1)} ± ${r.stddev.toFixed(1)} | ${r.min.toFixed(1)} |`);
+console.log('| what | median ms | mean ± sd ms | min ms | CPU ms (mean) | runs |\n|---|--:|--:|--:|--:|--:|');
+// For logins hyperfine's CPU time is the client's, not rexecd's: not shown.
+for (const [what, r] of Object.entries(results)) if (what.startsWith('login')) r.cpu = NaN;
+for (const [what, r] of Object.entries(results)) console.log(`| ${what} | ${r.median.toFixed(2)} | ${r.mean.toFixed(2)} ± ${r.stddev.toFixed(2)} | ${r.min.toFixed(2)} | ${r.cpu.toFixed(2)} | ${r.n} |`);
 if (opts.json) writeFileSync(opts.json, JSON.stringify(results, null, 2));
