@@ -49,6 +49,14 @@ function main(argv: readonly string[]): void {
     const { serveAsWorker } = require('./listen/worker') as typeof import('./listen/worker');
     return serveAsWorker(3, options);
   }
+  if (options.listen.length > 0 && launch.kind !== 'none') {
+    // inetd or systemd handed over a socket: --listen in the same command line is a
+    // mistake (the connection would go unserved, or the handed socket unused).
+    const why = `configuration error: --listen, but ${launch.kind === 'connection' ? 'a connection' : 'listening sockets'} came from the launcher (drop --listen from the inetd or systemd line)`;
+    openLog().daemon('err', why);
+    if (launch.kind === 'connection') writeRaw(launch.fd, diagnosticBytes(Diagnostic.tryAgain));
+    return exitNow(1);
+  }
   if (options.listen.length > 0 || launch.kind === 'listener') {
     const { startListener } = require('./listen/listener') as typeof import('./listen/listener');
     return startListener(options, launch.kind === 'listener' ? launch : undefined);

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { cryptHash, gensalt } from '../sys/crypt';
-import { getPasswd, getShadow, type PasswdEntry, type ShadowEntry } from '../sys/passwd';
+import { getPasswd, getShadow, type ShadowEntry } from '../sys/passwd';
 import { NO_SESSION, type AuthResult, type Authenticator, type Credentials } from './authenticator';
 
 export interface ShadowOptions {
@@ -104,4 +104,3 @@ function hashWithDefaultMethod(password: Buffer): void {
   if (setting !== undefined) cryptHash(password, setting);
 }
 
-export type { PasswdEntry };

@@ -5,6 +5,7 @@
  */
 import type { LoginSession } from '../auth/authenticator';
 import type { PasswdEntry } from '../sys/passwd';
+import { canRegainRoot } from '../sys/process';
 
 // @types/node 20 lacks it; Node has had it since 0.9 on POSIX.
 const initgroups = (process as unknown as { initgroups(user: string, extraGroup: number): void }).initgroups;
@@ -44,14 +45,5 @@ function verifyDropped(uid: number, gid: number): void {
   if (ids.join() !== [uid, uid, gid, gid].join()) {
     throw new PrivilegeError(`ids are ${ids.join('/')} after the change, not ${uid}/${uid}/${gid}/${gid}`);
   }
-  if (uid === 0) return;
-  for (const regain of [() => process.setuid!(0), () => process.seteuid!(0)]) {
-    let regained = true;
-    try {
-      regain();
-    } catch {
-      regained = false;
-    }
-    if (regained) throw new PrivilegeError('root could be regained after setuid');
-  }
+  if (uid !== 0 && canRegainRoot()) throw new PrivilegeError('root could be regained after setuid');
 }

@@ -5,12 +5,14 @@
  * waits for exactly one request, serves it and becomes the user's shell: no state
  * is shared between connections, and Node's start-up is off the connection's path.
  *
- * The pool keeps `spare` workers ready, starts more while complete requests wait
- * for one (a burst), lets the extra ones go when they have idled a while, and
+ * The pool keeps `spare` workers ready, more while logins come in quick
+ * succession, starts more while complete requests wait for one (a burst), lets
+ * the extra ones go when they have idled a while, and
  * replaces a worker that has waited longer than MAX_AGE_MS (so that edits of
- * /etc/pam.d, read by pam_start, are seen).  Workers start at the lowest CPU
- * priority and get the normal one when they are handed a connection, so that
- * starting a replacement never competes with a login in progress.
+ * /etc/pam.d, read by pam_start, are seen).  A spare worker starts at the lowest
+ * CPU priority and gets the normal one when it is handed a connection, so that
+ * starting a replacement never competes with a login in progress; one that a
+ * request is already waiting for starts (or is raised) at the normal priority.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
@@ -23,6 +25,13 @@ import type { Outcome } from '../session';
 export const MAX_AGE_MS = 5 * 60_000;
 /** A worker beyond the spare ones that has idled this long is let go. */
 const EXTRA_IDLE_MS = 30_000;
+/**
+ * Logins come in runs (a script looping over hosts, a burst): for each login in
+ * the last DEMAND_WINDOW_MS one more worker is kept ready, up to MAX_READY, so that
+ * the next one finds a worker that has finished starting.  At rest only `spare`.
+ */
+const DEMAND_WINDOW_MS = 2000;
+const MAX_READY = 8;
 /** Workers starting at once, at most: a burst must not fork Node processes without bound. */
 const MAX_STARTING = 4;
 /** After a worker died before it was ready, no new one starts for this long. */
@@ -62,11 +71,15 @@ export class Pool {
   private wanted = 0;
   private stopping = false;
   private holdUntil = 0;
+  /** When the recent logins took their workers (the last MAX_READY of them). */
+  private readonly takes: number[] = [];
 
   constructor(
     /** The program and arguments that start a worker. */
     private readonly command: readonly [string, readonly string[]],
     private readonly spare: number,
+    /** Never more workers ready than this (the listener's --max-connections). */
+    private readonly max: number,
     private readonly events: PoolEvents,
   ) {}
 
@@ -76,24 +89,35 @@ export class Pool {
     return n;
   }
 
-  /**
-   * Keep `spare` workers ready or starting, plus one for each of `waiting`
-   * requests that have none, starting at most MAX_STARTING at a time.
-   */
-  fill(waiting = 0): void {
-    this.wanted = this.spare + waiting;
-    if (this.stopping || performance.now() < this.holdUntil) return;
-    while (this.count('ready') + this.count('starting') < this.wanted && this.count('starting') < MAX_STARTING) this.start();
+  /** Workers to keep ready: `spare`, and more while logins come in quick succession. */
+  private readyTarget(): number {
+    const since = performance.now() - DEMAND_WINDOW_MS;
+    const recent = this.takes.filter((t) => t >= since).length;
+    return Math.max(this.spare, Math.min(this.spare + recent, MAX_READY, this.max));
   }
 
-  private start(): void {
+  /**
+   * Keep the ready target of workers ready or starting, plus one for each of
+   * `waiting` requests that have none, starting at most MAX_STARTING at a time.
+   */
+  fill(waiting = 0): void {
+    this.wanted = this.readyTarget() + waiting;
+    if (this.stopping || performance.now() < this.holdUntil) return;
+    // A worker someone waits for must not be starved by the logins in progress: at
+    // the lowest priority it would be, exactly when the machine is busiest.
+    const nice = waiting > 0 ? SERVING_PRIORITY : STARTING_PRIORITY;
+    if (waiting > 0) for (const w of this.workers) if (w.state === 'starting' && w.child.pid !== undefined) setNice(w.child.pid, nice);
+    while (this.count('ready') + this.count('starting') < this.wanted && this.count('starting') < MAX_STARTING) this.start(nice);
+  }
+
+  private start(nice: number): void {
     const [ours, theirs] = seqpacketPair();
     const [file, args] = this.command;
     const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'ignore', theirs], env: {}, cwd: '/' });
     close(theirs);
     const worker: PoolWorker = { child, fd: ours, started: performance.now(), state: 'starting' };
     this.workers.add(worker);
-    if (child.pid !== undefined) setNice(child.pid, STARTING_PRIORITY);
+    if (child.pid !== undefined) setNice(child.pid, nice);
     child.on('error', () => this.gone(worker, 'could not be started'));
     child.on('exit', (code, signal) => this.gone(worker, signal ? `killed by ${signal}` : `exited ${code}`));
     this.events.changed();
@@ -128,6 +152,8 @@ export class Pool {
     if (n < 0) return;
     if (n === 1 && byte[0] === READY && worker.state === 'starting') {
       worker.state = 'ready';
+      // Raised because a request waited: while it waits in turn, it yields again.
+      if (worker.child.pid !== undefined) setNice(worker.child.pid, STARTING_PRIORITY);
       this.events.changed();
       return;
     }
@@ -147,6 +173,8 @@ export class Pool {
     if (!best) return undefined;
     best.state = 'serving';
     best.peer = peer;
+    this.takes.push(performance.now());
+    if (this.takes.length > MAX_READY) this.takes.shift();
     if (best.child.pid !== undefined) setNice(best.child.pid, SERVING_PRIORITY);
     return best;
   }
@@ -154,10 +182,11 @@ export class Pool {
   /** Let go of workers that are too old, and of extra ones idle too long. */
   retire(now: number): void {
     let ready = this.count('ready');
+    const target = this.readyTarget();
     for (const w of this.workers) {
       if (w.state !== 'ready') continue;
       const age = now - w.started;
-      if (age > MAX_AGE_MS || (ready > this.wanted && age > EXTRA_IDLE_MS)) {
+      if (age > MAX_AGE_MS || (ready > target && age > EXTRA_IDLE_MS)) {
         ready--;
         this.workers.delete(w);
         close(w.fd);
@@ -165,7 +194,7 @@ export class Pool {
         this.events.changed();
       }
     }
-    this.fill(Math.max(0, this.wanted - this.spare));
+    this.fill();
   }
 
   /** Workers that exist and hold no connection. */

@@ -14,7 +14,8 @@ import { armBackstop, serveRequest, sessionContext, type Outcome } from '../sess
 import { close } from '../sys/fd';
 import { recvWithFds } from '../sys/listen-socket';
 import { getPasswd } from '../sys/passwd';
-import { exitNow, writeRaw } from '../sys/process';
+import { declareAll } from '../sys/koffi';
+import { exitNow, rememberIgnoredSignals, writeRaw } from '../sys/process';
 import { sendNow } from '../sys/socket';
 import { decodeHandoff, HANDOFF_MAX } from './handoff';
 import { OUTCOME_BYTES, sayReady } from './pool';
@@ -36,6 +37,8 @@ export function serveAsWorker(ipc: number, options: Options): never {
     // logs it and answers "Try again.".
   }
   getPasswd(Buffer.from('root')); // NSS: the passwd and group databases opened once
+  rememberIgnoredSignals();
+  declareAll(); // every C function the login calls, declared now rather than then
   sayReady(ipc);
 
   const message = recvWithFds(ipc, HANDOFF_MAX);

@@ -102,6 +102,8 @@ export function fieldReader(name: FieldName, limits: FieldLimits): FieldReader {
   return new FieldReader(name, max);
 }
 
+const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
+
 export type StderrPort =
   | { readonly kind: 'none' }
   | { readonly kind: 'port'; readonly port: number }
@@ -147,10 +149,7 @@ export type RequestEvent =
   | { readonly kind: 'connect-back'; readonly port: number }
   /** The request is complete; nothing past the command's NUL was taken. */
   | { readonly kind: 'request'; readonly request: Request }
-  /**
-   * Refused at the byte that broke a rule.  `portProblem` says what was wrong with
-   * a port field made of digits (for the log).
-   */
+  /** Refused at the byte that broke a rule; `portProblem` says what was wrong with a port field (for the log). */
   | { readonly kind: 'refuse'; readonly diagnostic: DiagnosticText; readonly portProblem?: string };
 
 /**
@@ -186,7 +185,9 @@ export class RequestReader {
       if (step.kind === 'more') return { consumed, event: { kind: 'more' } };
       if (step.kind === 'refuse') {
         this.wipe();
-        return { consumed, event: { kind: 'refuse', diagnostic: step.diagnostic } };
+        // A port field is refused at its first non-digit, or at a sixth digit.
+        const portProblem = step.name === 'port' ? (step.consumed > 0 && isDigit(bytes[consumed - 1]!) ? 'more than 5 digits' : 'not a decimal number') : undefined;
+        return { consumed, event: { kind: 'refuse', diagnostic: step.diagnostic, portProblem } };
       }
       if (step.name === 'port') {
         const port = parseStderrPort(step.value);

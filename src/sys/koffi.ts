@@ -74,13 +74,26 @@ export const libc = (): LibraryHandle => library(null);
  */
 export function cfunc<F extends (...args: never[]) => unknown>(lib: () => LibraryHandle, ...declaration: unknown[]): F {
   let fn: F | undefined;
-  return ((...args: Parameters<F>) => {
+  const declare = (): F => {
     if (!fn) {
       const handle = lib();
       fn = (handle.func as unknown as (...d: unknown[]) => F).apply(handle, declaration);
     }
-    return fn(...args);
-  }) as F;
+    return fn;
+  };
+  undeclared.push(declare);
+  return ((...args: Parameters<F>) => (fn ?? declare())(...args)) as F;
+}
+
+/** Declarations not made yet, of every cfunc in the modules loaded so far. */
+const undeclared: (() => unknown)[] = [];
+
+/**
+ * Declare every C function of the modules loaded so far, now: what a pool worker
+ * does while it waits, so that its login pays for none of them.
+ */
+export function declareAll(): void {
+  for (const declare of undeclared.splice(0)) declare();
 }
 
 /** errno as the last C call left it. */

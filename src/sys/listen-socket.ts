@@ -11,7 +11,7 @@ import type { LibraryHandle, TypeObject } from './koffi';
 import { check, cfunc, errno, koffi, libc, SysError } from './koffi';
 import { close } from './fd';
 import { EAGAIN, ECONNABORTED, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM } from './errno';
-import { AF_INET, AF_INET6, MSG_DONTWAIT, MSG_NOSIGNAL, POLLFD_SIZE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET } from './socket';
+import { AF_INET, AF_INET6, MSG_DONTWAIT, MSG_NOSIGNAL, poll, POLLFD_SIZE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET } from './socket';
 
 const SO_REUSEADDR = 2;
 const IPPROTO_IPV6 = 41;
@@ -164,19 +164,33 @@ export interface PollRequest {
   readonly events: number;
 }
 
-/**
- * poll(2) on a koffi worker thread, so the event loop stays free: calls back with
- * the revents of each request (same order), all 0 on timeout or EINTR.
- */
-export function pollAsync(requests: readonly PollRequest[], timeoutMs: number, done: (revents: number[] | Error) => void): void {
+function pollfds(requests: readonly PollRequest[]): Buffer {
   const pfds = Buffer.alloc(POLLFD_SIZE * requests.length);
   requests.forEach((r, i) => {
     pfds.writeInt32LE(r.fd, POLLFD_SIZE * i);
     pfds.writeInt16LE(r.events, POLLFD_SIZE * i + 4);
   });
+  return pfds;
+}
+
+const revents = (pfds: Buffer, n: number): number[] => Array.from({ length: n }, (_, i) => pfds.readInt16LE(POLLFD_SIZE * i + 6));
+
+/** poll(2) without waiting: the revents of each request (same order), all 0 when none is ready. */
+export function pollNow(requests: readonly PollRequest[]): number[] {
+  const pfds = pollfds(requests);
+  const n = poll(pfds, requests.length, 0);
+  if (n < 0 && errno() !== EINTR) throw new SysError('poll', errno());
+  return n > 0 ? revents(pfds, requests.length) : requests.map(() => 0);
+}
+
+/**
+ * poll(2) on a koffi worker thread, so the event loop stays free: calls back with
+ * the revents of each request (same order), all 0 on timeout or EINTR.
+ */
+export function pollAsync(requests: readonly PollRequest[], timeoutMs: number, done: (revents: number[] | Error) => void): void {
+  const pfds = pollfds(requests);
   m().poll.async(pfds, requests.length, timeoutMs, (err, n) => {
     if (err) return done(err as Error);
-    if (n < 0) return done(requests.map(() => 0));
-    done(requests.map((_, i) => pfds.readInt16LE(POLLFD_SIZE * i + 6)));
+    done(n > 0 ? revents(pfds, requests.length) : requests.map(() => 0));
   });
 }

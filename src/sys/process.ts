@@ -3,7 +3,6 @@
  * execve with the exact argv and environment, the signal state the shell inherits,
  * setsid, alarm, sysconf, priorities and _exit.
  */
-import { readFileSync } from 'node:fs';
 import { check, cfunc, errno, libc, SysError } from './koffi';
 import { EPERM } from './errno';
 
@@ -39,13 +38,50 @@ export function setsid(): void {
  * ignore others).  Caught signals are reset by execve itself.
  */
 export function resetSignals(): void {
-  const status = readFileSync('/proc/self/status', 'latin1');
-  const ignored = BigInt('0x' + (/^SigIgn:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'));
+  const ignored = ignoredAtStart ?? ignoredSignals();
   for (let sig = 1; sig <= 64; sig++) {
     if ((ignored >> BigInt(sig - 1)) & 1n) signal(sig, null /* SIG_DFL */);
   }
   const SIG_SETMASK = 2;
   check('sigprocmask', sigprocmask(SIG_SETMASK, Buffer.alloc(128) /* an empty sigset_t */, null));
+}
+
+/**
+ * struct sigaction (glibc, 64-bit Linux): the handler is the first member, a
+ * pointer; SIG_IGN is (void *) 1.  The whole struct is 152 bytes.
+ */
+const SIGACTION_SIZE = 152;
+const SIG_IGN = 1n;
+const sigaction = cfunc<(sig: number, act: null, old: Buffer) => number>(libc, 'int sigaction(int, const void *, void *)');
+
+/** The signals this process ignores, as a mask (bit sig-1), asked of the kernel one by one. */
+function ignoredSignals(): bigint {
+  const old = Buffer.alloc(SIGACTION_SIZE);
+  let mask = 0n;
+  for (let sig = 1; sig <= 64; sig++) {
+    // glibc refuses 32 and 33 (its own); SIGKILL and SIGSTOP are never ignored.
+    if (sigaction(sig, null, old) === 0 && old.readBigUInt64LE(0) === SIG_IGN) mask |= 1n << BigInt(sig - 1);
+  }
+  return mask;
+}
+
+let ignoredAtStart: bigint | undefined;
+
+/**
+ * Read the ignored signals now, for resetSignals() to use later: what a pool
+ * worker does while it waits (nothing changes them afterwards; Node set its own
+ * at start-up).
+ */
+export function rememberIgnoredSignals(): void {
+  ignoredAtStart = ignoredSignals();
+}
+
+const setuidC = cfunc<(uid: number) => number>(libc, 'int setuid(unsigned int)');
+const seteuidC = cfunc<(uid: number) => number>(libc, 'int seteuid(unsigned int)');
+
+/** After dropping privileges: can this process become root again?  (It must not.) */
+export function canRegainRoot(): boolean {
+  return setuidC(0) === 0 || seteuidC(0) === 0;
 }
 
 /** alarm(2): a last-resort timer whose default action ends the process. */

@@ -110,7 +110,7 @@ const REQUEST_EVENTS = [
   oneConnection('a user name over --max-name', () => [Buffer.from(`\0${'u'.repeat(MAX_NAME + 1)}`)], (ep, a) => [line(`username too long from ${a}`, true)]),
   oneConnection('a password over 16 bytes', () => login({ user: 'rxtest', password: 'p'.repeat(17) }), (ep, a) => [line(`password too long from ${a}`, true)]),
   oneConnection('a command over MAX_ARG_STRLEN', () => login({ user: 'rxtest', password: 'rxpass', command: 'c'.repeat(131072) }), (ep, a) => [line(`command too long from ${a}`, true)]),
-  oneConnection('a stderr port that is not a number', () => login({ port: 'abc', user: 'rxtest', password: 'rxpass' }), (ep, a) => [line(`Bad stderr port from ${a}`, true)]),
+  oneConnection('a stderr port that is not a number', () => login({ port: 'abc', user: 'rxtest', password: 'rxpass' }), (ep, a) => [line(`bad stderr port from ${a}: not a decimal number`, true)]),
   oneConnection('a stderr port below 1024', () => login({ port: '80', user: 'rxtest', password: 'rxpass' }), (ep, a) => [line(`bad stderr port from ${a}: port 80 is reserved \\(below 1024\\)`, true)]),
   oneConnection('a stderr port where nothing listens', (ep) => login({ port: String(ep.closed), user: 'rxtest', password: 'rxpass' }), (ep, a) => [line(`can't connect to stderr port ${a} port ${ep.closed}: connect: Connection refused`, false)]),
   oneConnection('a client that closes during the password', () => [Buffer.from('\0rxtest\0rx'), { delay: 50 }, { end: true }], (ep, a) => [line(`client closed the connection during password from ${a}`, false)]),

@@ -80,6 +80,8 @@ describe('openbsd-inetd "wait": the listening socket on fd 0', () => {
       services: {
         wait: { args: [...FAST, '--idle-exit', '30'], wait: true },
         idle: { args: [...FAST, '--idle-exit', '1'], wait: true },
+        // A mistake: --listen on an inetd line.
+        mistake: { args: [...FAST, '--listen', '127.0.0.1:1'] },
       },
     });
   });
@@ -98,6 +100,12 @@ describe('openbsd-inetd "wait": the listening socket on fd 0', () => {
     const merged = await glibcClient({ port: w.ports.wait, user: 'pooltest', password: 'pool-pass', command: 'echo out; echo err >&2', stderrChannel: false });
     assert.equal(text(merged.stdout), 'out\nerr\n');
     await w.waitLog(/user pooltest from ::1$/);
+  });
+
+  test('--listen on a launcher\'s line is a configuration error: Try again. and the reason in the log', async () => {
+    const r = await raw({ port: w.ports.mistake, steps: [request({ user: 'pooltest', password: 'pool-pass', command: 'id' })] });
+    assert.equal(text(r.main), '\x01Try again.\n');
+    await w.waitLog(/configuration error: --listen, but a connection came from the launcher \(drop --listen from the inetd or systemd line\)/);
   });
 
   test('a refusal: Login incorrect. after the fail delay, the real reason in the log', async () => {
