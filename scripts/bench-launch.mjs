@@ -135,5 +135,5 @@ console.log(`${new Date().toISOString()}  ${cpus().length} × ${cpus()[0]?.model
 console.log('| what | median ms | mean ± sd ms | min ms | CPU ms (mean) | runs |\n|---|--:|--:|--:|--:|--:|');
 // For logins hyperfine's CPU time is the client's, not rexecd's: not shown.
 for (const [what, r] of Object.entries(results)) if (what.startsWith('login')) r.cpu = NaN;
-for (const [what, r] of Object.entries(results)) console.log(`| ${what} | ${r.median.toFixed(2)} | ${r.mean.toFixed(2)} ± ${r.stddev.toFixed(2)} | ${r.min.toFixed(2)} | ${r.cpu.toFixed(2)} | ${r.n} |`);
+for (const [what, r] of Object.entries(results)) console.log(`| ${what} | ${r.median.toFixed(2)} | ${r.mean.toFixed(2)} ± ${r.stddev.toFixed(2)} | ${r.min.toFixed(2)} | ${Number.isNaN(r.cpu) ? '—' : r.cpu.toFixed(2)} | ${r.n} |`);
 if (opts.json) writeFileSync(opts.json, JSON.stringify(results, null, 2));
