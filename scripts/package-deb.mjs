@@ -200,7 +200,7 @@ Description: careful rexec(3) server (port 512) and client
 mkdirSync(OUT, { recursive: true });
 const deb = join(OUT, `rexecd_${VERSION}_${ARCH}.deb`);
 run('dpkg-deb', ['--root-owner-group', '-Zxz', `-z${args.fast ? 1 : 6}`, '--build', stage, deb], { stdio: ['ignore', 'ignore', 'inherit'] });
-const lint = spawnSync('lintian', ['--fail-on', 'error', '--no-tag-display-limit', deb], { encoding: 'utf8' });
+const lint = spawnSync('lintian', ['--fail-on', 'error', '--tag-display-limit', '0', deb], { encoding: 'utf8' });
 process.stdout.write(lint.stdout);
 if (lint.status !== 0) fail(`lintian found errors in ${deb}:\n${lint.stderr}`);
 console.log(`package-deb: ${deb} (${(statSync(deb).size / 1e6).toFixed(1)} MB; node ${nodeVersion}; lintian: ${lint.stdout.trim().split('\n').filter(Boolean).length} tags, no error)`);
