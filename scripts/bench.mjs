@@ -1,6 +1,6 @@
 // The benchmark (issue 7): our rexecd against Debian's C in.rexecd, side by side,
 // under one private openbsd-inetd (loopback only, test users only inside a private
-// mount namespace; see test/harness/world.mjs), with glibc's rexec_af() as client.
+// mount namespace; see test/harness/world.ts), with glibc's rexec_af() as client.
 //
 //   npm run bench                        full run (a few minutes)
 //   node scripts/bench.mjs --quick       short run (well under a minute)
@@ -22,9 +22,12 @@ import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { startWorld, REXECD, NODE, ROOT } from '../test/harness/world.mjs';
-import { clientPath, glibcClient } from '../test/harness/clients.mjs';
-import { NO_SOURCE_LIMITS } from '../test/harness/launchers.mjs';
+import { harness } from './compile-tests.mjs';
+
+const { startWorld } = harness('world');
+const { REXECD, NODE, ROOT } = harness('paths');
+const { clientPath, glibcClient } = harness('clients');
+const { NO_SOURCE_LIMITS } = harness('launchers');
 
 const { values: opt } = parseArgs({
   options: {

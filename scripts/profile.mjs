@@ -15,9 +15,12 @@ import { chmodSync, copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startWorld, NODE, REXECD, ROOT } from '../test/harness/world.mjs';
-import { clientPath } from '../test/harness/clients.mjs';
-import { NO_SOURCE_LIMITS } from '../test/harness/launchers.mjs';
+import { harness } from './compile-tests.mjs';
+
+const { startWorld } = harness('world');
+const { NODE, REXECD, ROOT } = harness('paths');
+const { clientPath } = harness('clients');
+const { NO_SOURCE_LIMITS } = harness('launchers');
 
 const { values: opt } = parseArgs({ options: { logins: { type: 'string', default: '20' }, cpu: { type: 'boolean', default: false }, json: { type: 'string' } } });
 const LOGINS = Number(opt.logins);

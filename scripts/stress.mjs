@@ -1,5 +1,5 @@
 // The stress run (issue 6): rexecd under a private openbsd-inetd (loopback only,
-// test users only inside a private mount namespace; see test/harness/world.mjs),
+// test users only inside a private mount namespace; see test/harness/world.ts),
 // then the standalone listener.  Every phase is bounded in count and in time, and
 // ends with a line of the summary table.
 //
@@ -23,8 +23,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
-import { startWorld, freePort, REXECD, NODE } from '../test/harness/world.mjs';
-import { NO_SOURCE_LIMITS } from '../test/harness/launchers.mjs';
+import { harness } from './compile-tests.mjs';
+
+const { startWorld, freePort } = harness('world');
+const { REXECD, NODE } = harness('paths');
+const { NO_SOURCE_LIMITS } = harness('launchers');
 
 const { values: opt } = parseArgs({
   options: {

@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_LIMITS, MAX_ARG_STRLEN, type FieldLimits } from './protocol/request';
 import { argMax } from './sys/process';
+import { seconds, UsageError } from './usage';
 
 export type AuthMethod = 'pam' | 'shadow' | 'auto';
 
@@ -87,12 +88,7 @@ export const DEFAULT_SOURCE_LIMITS: SourceLimitOptions = Object.freeze({
   exempt: Object.freeze([]),
 });
 
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+export { UsageError };
 
 export const USAGE = `usage: rexecd [options]
 Serves one rexec connection on fd 0 (inetd, xinetd, systemd Accept=yes),
@@ -166,12 +162,8 @@ const spec = {
   'pool-worker': { type: 'boolean' },
 } as const;
 
-function seconds(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
-  if (text === undefined) return fallback;
-  if (!/^\d+(\.\d+)?$/.test(text)) throw new UsageError(`--${name}: "${text}" is not a number of seconds`);
-  const value = Number(text);
-  if (value < min || value > max) throw new UsageError(`--${name}: ${text} is not between ${min} and ${max} seconds`);
-  return value;
+function secondsOr(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
+  return text === undefined ? fallback : seconds(name, text, min, max);
 }
 
 function integer(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
@@ -283,15 +275,15 @@ export function parseOptions(argv: readonly string[]): Options {
     allowRoot: values['allow-root'] ?? false,
     allowEmptyPassword: values['allow-empty-password'] ?? false,
     denyFile: values['deny-file'],
-    timeout: seconds('timeout', values.timeout, 60, 0.1, 86400),
-    failDelay: seconds('fail-delay', values['fail-delay'], 2, 0, 60),
+    timeout: secondsOr('timeout', values.timeout, 60, 0.1, 86400),
+    failDelay: secondsOr('fail-delay', values['fail-delay'], 2, 0, 60),
     maxName: integer('max-name', values['max-name'], DEFAULT_LIMITS.user, 1, 4096),
     maxPassword: integer('max-password', values['max-password'], DEFAULT_LIMITS.password, 1, 4096),
     logConnections: values.l ?? false,
     logCommands: values['log-commands'] ?? false,
     listen: Object.freeze((values.listen ?? []).map(parseListen)),
     maxConnections: integer('max-connections', values['max-connections'], 64, 1, 65536),
-    idleExit: seconds('idle-exit', values['idle-exit'], 300, 0, 86400 * 365),
+    idleExit: secondsOr('idle-exit', values['idle-exit'], 300, 0, 86400 * 365),
     spare: integer('spare', values.spare, 1, 0, 64),
     sourceLimits: sourceLimits(values),
     help: values.help ?? false,

@@ -4,8 +4,8 @@
  * `rexec host ls -l` runs `ls -l` remotely.
  */
 import yargs from 'yargs';
+import { seconds, UsageError } from '../usage';
 import { VERSION } from '../version';
-import { UsageError } from './errors';
 import { DEFAULT_PORT, parsePort, parseTarget } from './target';
 
 export type Family = 0 | 4 | 6;
@@ -48,12 +48,6 @@ carries no remote exit status (append "; echo $?" to the command if you need
 it); 1 if the server refused (its message is printed); 2 for errors on this
 side: usage, credentials, name lookup, connection, timeout.`;
 
-function seconds(text: string): number {
-  if (!/^\d+(\.\d+)?$/.test(text)) throw new UsageError(`--timeout: "${text}" is not a number of seconds`);
-  const value = Number(text);
-  if (value > 86400) throw new UsageError(`--timeout: ${text} is more than 86400 seconds`);
-  return Math.round(value * 1000);
-}
 
 function optionalString(value: unknown): string | undefined {
   if (value === undefined) return undefined;
@@ -129,7 +123,7 @@ export function parseCommandLine(argv: readonly string[], columns = process.stdo
       noStdin: args['no-stdin'] === true,
       noStderr: args['no-stderr'] === true,
       family: args.ipv4 ? 4 : args.ipv6 ? 6 : 0,
-      timeoutMs: timeoutText === undefined ? DEFAULT_TIMEOUT * 1000 : seconds(timeoutText),
+      timeoutMs: timeoutText === undefined ? DEFAULT_TIMEOUT * 1000 : Math.round(seconds('timeout', timeoutText, 0, 86400) * 1000),
     }),
   };
 }

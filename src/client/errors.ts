@@ -8,6 +8,7 @@
  * Messages never hold the password.
  */
 import { getSystemErrorMap } from 'node:util';
+import { strerror, SysError } from '../sys/koffi';
 
 export const EXIT_REFUSED = 1;
 export const EXIT_LOCAL = 2;
@@ -22,18 +23,18 @@ export class ClientError extends Error {
   }
 }
 
-/** A bad command line: reported with a pointer to --help. */
-export class UsageError extends ClientError {
-  constructor(message: string) {
-    super(message, EXIT_LOCAL);
-    this.name = 'UsageError';
-  }
-}
+
+/** A bad command line: the one class rexecd's options use too (src/usage.ts); exit 2 with a pointer to --help. */
+export { UsageError } from '../usage';
 
 let errnoMap: Map<number, [string, string]> | undefined;
 
-/** "Connection refused" for ECONNREFUSED, and so on: the C library's wording. */
+/**
+ * "Connection refused" for ECONNREFUSED, and so on: the C library's wording for our
+ * own system calls (SysError), libuv's (the same for the common ones) for Node's.
+ */
 export function reason(e: unknown): string {
+  if (e instanceof SysError) return strerror(e.errno);
   const err = e as NodeJS.ErrnoException;
   if (typeof err?.errno === 'number') {
     errnoMap ??= getSystemErrorMap();

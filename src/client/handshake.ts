@@ -16,6 +16,7 @@
 import type { Socket } from 'node:net';
 import type { Credentials } from './credentials';
 import type { Deadline } from './deadline';
+import { ClientError, reason } from './errors';
 import type { Inbound } from './inbound';
 import { readStatus, type Status } from './status';
 import { StderrListener } from './stderr-listener';
@@ -25,7 +26,13 @@ export interface Handshake {
   /** The server answered before it connected back: it never saw the credentials. */
   readonly early: boolean;
   /** The server's connection for the command's stderr (absent with -e or on refusal). */
-  readonly stderr: Socket | undefined;
+  readonly stderr: StderrConnection | undefined;
+}
+
+export interface StderrConnection {
+  readonly socket: Socket;
+  /** What it reads into; holds nothing yet. */
+  readonly inbound: Inbound;
 }
 
 const NUL = Buffer.from([0]);
@@ -46,46 +53,64 @@ export function writeSecret(sock: Socket, bytes: Buffer): Promise<void> {
   });
 }
 
+/**
+ * The stderr listener on the main connection's local address, for the server's;
+ * undefined when the connection is gone already (then its end is the answer).
+ */
+function listenForStderr(main: Socket, host: string): StderrListener | undefined {
+  const local = main.localAddress;
+  const server = main.remoteAddress;
+  if (local === undefined || server === undefined) return undefined;
+  try {
+    return StderrListener.open(local, server);
+  } catch (e) {
+    throw new ClientError(`${host}: cannot listen for the stderr connection on ${local}: ${reason(e)}`);
+  }
+}
+
 export async function handshake(
   main: Socket,
   inbound: Inbound,
   creds: Credentials,
   command: string,
-  opts: { readonly noStderr: boolean; readonly deadline: Deadline },
+  opts: { readonly host: string; readonly noStderr: boolean; readonly deadline: Deadline },
 ): Promise<Handshake> {
   const request = credentialBytes(creds, command);
   creds.password.fill(0);
   // Read from the start: a server that refuses the port answers before any connect-back.
   const reading = readStatus(main, inbound);
   const answer = () => opts.deadline.race(reading.status, "the server's answer", reading.cancel);
-  let stderr: Socket | undefined;
+  let stderr: StderrConnection | undefined;
   let listener: StderrListener | undefined;
   try {
     if (opts.noStderr) {
       await writeSecret(main, Buffer.concat([NUL, request]));
     } else {
-      listener = await StderrListener.open(main.localAddress!, main.remoteAddress!);
+      listener = listenForStderr(main, opts.host);
+      if (listener === undefined) return { status: await reading.status, early: true, stderr: undefined };
       main.write(`${listener.port}\0`);
+      const accepted = listener.connection().catch((e: unknown) => {
+        throw new ClientError(`${opts.host}: accepting the stderr connection: ${reason(e)}`);
+      });
       const first = await opts.deadline.race(
-        Promise.race([listener.connection(), reading.status.then(() => undefined)]),
+        Promise.race([accepted, reading.status.then(() => undefined)]),
         'the server to connect back to the stderr port',
         reading.cancel,
       );
       listener.close();
       if (first === undefined) return { status: await reading.status, early: true, stderr: undefined };
-      stderr = first;
-      stderr.on('error', () => {});
+      stderr = { socket: first, inbound: listener.inbound };
       await writeSecret(main, request);
     }
     const status = await answer();
     if (status.kind !== 'ok') {
-      stderr?.destroy();
+      stderr?.socket.destroy();
       stderr = undefined;
     }
     return { status, early: false, stderr };
   } catch (e) {
     listener?.close();
-    stderr?.destroy();
+    stderr?.socket.destroy();
     throw e;
   } finally {
     request.fill(0);

@@ -1,11 +1,12 @@
 /**
  * After the \0: local stdin to the main connection (shutdown(SHUT_WR) at its end;
- * written through outbound.ts, so a refused write never costs the command's output),
+ * written through a dup of its fd, writeSide() in connect.ts, so a refused write
+ * never costs the command's output),
  * the main connection to stdout, the secondary connection to stderr.  Back-pressure
  * holds in every direction: a chunk is read only when the previous one is written,
  * so a slow reader at either end stops the writer instead of filling memory.  Both
- * connections and stdin read into reused buffers (inbound.ts, input.ts,
- * dup-socket.ts), so a long transfer does not leave garbage behind either.
+ * connections and stdin read into reused buffers (inbound.ts, input.ts), so a long
+ * transfer does not leave garbage behind either.
  *
  * The session is over when the server has closed the main connection and the
  * secondary one (as rsh, we wait for both: a background job may still hold stderr).
@@ -15,15 +16,17 @@
  */
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
+import { writeSide } from './connect';
+import type { FdSocket } from './fd-socket';
+import type { StderrConnection } from './handshake';
 import type { Inbound } from './inbound';
 import type { Input } from './input';
-import { readSide, writeSide } from './dup-socket';
 
 export interface RelayEnds {
-  readonly main: Socket;
+  readonly main: FdSocket;
   /** The main connection's reader, holding any output that came with the status byte. */
   readonly inbound: Inbound;
-  readonly stderr: Socket | undefined;
+  readonly stderr: StderrConnection | undefined;
   /** undefined with -n: the main connection is half-closed at once. */
   readonly input: Input | undefined;
   readonly stdout: Writable;
@@ -77,18 +80,6 @@ function carry(from: Socket, inbound: Inbound, to: Writable): Promise<void> {
   });
 }
 
-/** A connection to a local output, a plain pipe (when readSide() cannot be had). */
-function carryStream(from: Socket, to: Writable): Promise<void> {
-  return new Promise((resolve, reject) => {
-    to.on('error', (e) => reject(outputClosed(e)));
-    ending(from, to, reject, () => {
-      from.unpipe(to);
-      resolve();
-    });
-    from.pipe(to, { end: false });
-  });
-}
-
 export async function relay(ends: RelayEnds): Promise<RelayEnd> {
   const { main, inbound, stderr, input, stdout, stderrOut } = ends;
   const sink = input ? writeSide(main) : main;
@@ -97,12 +88,8 @@ export async function relay(ends: RelayEnds): Promise<RelayEnd> {
   };
   if (input) input.start(sink, endOfInput);
   else endOfInput();
-  const errSide = stderr ? readSide(stderr) : undefined;
   try {
-    await Promise.all([
-      carry(main, inbound, stdout),
-      errSide ? carry(errSide.socket, errSide.inbound, stderrOut) : stderr ? carryStream(stderr, stderrOut) : undefined,
-    ]);
+    await Promise.all([carry(main, inbound, stdout), stderr ? carry(stderr.socket, stderr.inbound, stderrOut) : undefined]);
     return { kind: 'done' };
   } catch (e) {
     return e instanceof OutputClosed ? { kind: 'output-closed', error: e.error } : { kind: 'broken', error: e as Error };
@@ -110,7 +97,6 @@ export async function relay(ends: RelayEnds): Promise<RelayEnd> {
     input?.stop();
     sink.destroy();
     main.destroy();
-    stderr?.destroy();
-    errSide?.socket.destroy();
+    stderr?.socket.destroy();
   }
 }

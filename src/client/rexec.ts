@@ -14,7 +14,7 @@ import { parseCommandLine, type ClientOptions } from './cli';
 import { resolveCredentials } from './credentials';
 import { connectToServer } from './connect';
 import { Deadline } from './deadline';
-import { ClientError, EXIT_REFUSED, reason, UsageError } from './errors';
+import { ClientError, EXIT_LOCAL, EXIT_REFUSED, reason, UsageError } from './errors';
 import { handshake } from './handshake';
 import { Inbound } from './inbound';
 import { openInput } from './input';
@@ -57,7 +57,11 @@ async function run(options: ClientOptions): Promise<number> {
     throw e;
   }
   try {
-    const { status, early, stderr } = await handshake(main, inbound, creds, options.command, { noStderr: options.noStderr, deadline });
+    const { status, early, stderr } = await handshake(main, inbound, creds, options.command, {
+      host: options.host,
+      noStderr: options.noStderr,
+      deadline,
+    });
     switch (status.kind) {
       case 'refused': {
         process.stderr.write(`${status.message}\n`);
@@ -120,7 +124,7 @@ main(process.argv.slice(2)).then(
   (e: unknown) => {
     if (e instanceof UsageError) {
       warn(`${e.message}\nTry 'rexec --help' for more information.`);
-      process.exitCode = e.exitCode;
+      process.exitCode = EXIT_LOCAL;
     } else if (e instanceof ClientError) {
       warn(e.message);
       process.exitCode = e.exitCode;

@@ -11,7 +11,7 @@ import type { LibraryHandle, TypeObject } from './koffi';
 import { check, cfunc, errno, koffi, libc, SysError } from './koffi';
 import { close } from './fd';
 import { EAGAIN, ECONNABORTED, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM } from './errno';
-import { AF_INET, AF_INET6, MSG_DONTWAIT, MSG_NOSIGNAL, poll, POLLFD_SIZE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET } from './socket';
+import { AF_INET6, MSG_DONTWAIT, MSG_NOSIGNAL, poll, POLLFD_SIZE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, sockaddrOf, SOL_SOCKET } from './socket';
 
 const SO_REUSEADDR = 2;
 const IPPROTO_IPV6 = 41;
@@ -31,7 +31,6 @@ const setsockopt = cfunc<(fd: number, level: number, name: number, value: Buffer
 const socketC = cfunc<(domain: number, type: number, protocol: number) => number>(libc, 'int socket(int, int, int)');
 const bind = cfunc<(fd: number, addr: Buffer, len: number) => number>(libc, 'int bind(int, const void *, uint32_t)');
 const listenC = cfunc<(fd: number, backlog: number) => number>(libc, 'int listen(int, int)');
-const inetPton = cfunc<(af: number, src: string, dst: Buffer) => number>(libc, 'int inet_pton(int, const char *, void *)');
 const accept4 = cfunc<(fd: number, addr: null, len: null, flags: number) => number>(libc, 'int accept4(int, void *, void *, int)');
 const socketpair = cfunc<(domain: number, type: number, protocol: number, sv: Int32Array) => number>(libc, 'int socketpair(int, int, int, _Out_ int *sv)');
 
@@ -71,20 +70,22 @@ function m(): MsgFns {
 
 /** A listening TCP socket on an IP literal, non-blocking and close-on-exec. */
 export function listenTcp(host: string, port: number, backlog = 511): number {
-  const v6 = host.includes(':');
-  const raw = Buffer.alloc(v6 ? 28 : 16);
-  raw.writeUInt16LE(v6 ? AF_INET6 : AF_INET, 0);
-  raw.writeUInt16BE(port, 2);
-  if (inetPton(v6 ? AF_INET6 : AF_INET, host, raw.subarray(v6 ? 8 : 4)) !== 1) {
-    throw new Error(`"${host}" is not an IPv4 or IPv6 address`);
-  }
-  const fd = check('socket', socketC(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  return listenOn(sockaddrOf(host, port), backlog);
+}
+
+/**
+ * A listening TCP socket on a sockaddr (port 0: an ephemeral one), non-blocking and
+ * close-on-exec; an IPv6 one takes IPv6 connections only.
+ */
+export function listenOn(addr: Buffer, backlog: number): number {
+  const family = addr.readUInt16LE(0);
+  const fd = check('socket', socketC(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   try {
     const one = Buffer.alloc(4);
     one.writeInt32LE(1, 0);
     check('setsockopt(SO_REUSEADDR)', setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4));
-    if (v6) check('setsockopt(IPV6_V6ONLY)', setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, one, 4));
-    check('bind', bind(fd, raw, raw.length));
+    if (family === AF_INET6) check('setsockopt(IPV6_V6ONLY)', setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, one, 4));
+    check('bind', bind(fd, addr, addr.length));
     check('listen', listenC(fd, backlog));
     return fd;
   } catch (e) {

@@ -30,6 +30,9 @@ export const POLLIN = 0x1;
 export const POLLOUT = 0x4;
 export const POLLFD_SIZE = 8;
 const SOCKADDR_STORAGE = 128;
+const SOCKADDR_IN_SIZE = 16;
+const SOCKADDR_IN6_SIZE = 28;
+export const SHUT_RDWR = 2;
 
 const getpeername = cfunc<(fd: number, addr: Buffer, len: number[]) => number>(libc, 'int getpeername(int, void *, _Inout_ uint32_t *)');
 const getsockname = cfunc<(fd: number, addr: Buffer, len: number[]) => number>(libc, 'int getsockname(int, void *, _Inout_ uint32_t *)');
@@ -38,6 +41,9 @@ const socketC = cfunc<(domain: number, type: number, protocol: number) => number
 const bind = cfunc<(fd: number, addr: Buffer, len: number) => number>(libc, 'int bind(int, const void *, uint32_t)');
 const connect = cfunc<(fd: number, addr: Buffer, len: number) => number>(libc, 'int connect(int, const void *, uint32_t)');
 export const poll = cfunc<(fds: Buffer, n: number, timeout: number) => number>(libc, 'int poll(void *, unsigned long, int)');
+const shutdownC = cfunc<(fd: number, how: number) => number>(libc, 'int shutdown(int, int)');
+const inetPton = cfunc<(af: number, src: string, dst: Buffer) => number>(libc, 'int inet_pton(int, const char *, void *)');
+const ifNameToIndex = cfunc<(name: string) => number>(libc, 'unsigned int if_nametoindex(const char *)');
 const recv = cfunc<(fd: number, buf: Buffer, len: number, flags: number) => number>(libc, 'intptr_t recv(int, void *, size_t, int)');
 const send = cfunc<(fd: number, buf: Buffer, len: number, flags: number) => number>(libc, 'intptr_t send(int, const void *, size_t, int)');
 const inetNtop = cfunc<(af: number, src: Buffer, dst: Buffer, size: number) => unknown>(libc, 'const char *inet_ntop(int, const void *, char *, uint32_t)');
@@ -83,6 +89,28 @@ function addressOf(call: 'getpeername' | 'getsockname', fd: number): SockAddr {
 
 export const peerAddress = (fd: number): SockAddr => addressOf('getpeername', fd);
 export const localAddress = (fd: number): SockAddr => addressOf('getsockname', fd);
+
+/**
+ * The sockaddr for an IP literal and a port: sockaddr_in, or sockaddr_in6 for an
+ * IPv6 address, which may name its zone (fe80::1%eth0, or %2 by index) as
+ * getaddrinfo(3) accepts.  Throws on anything else.
+ */
+export function sockaddrOf(address: string, port: number): Buffer {
+  const v6 = address.includes(':');
+  const [literal = '', zone] = v6 ? address.split('%', 2) : [address];
+  const raw = Buffer.alloc(v6 ? SOCKADDR_IN6_SIZE : SOCKADDR_IN_SIZE);
+  raw.writeUInt16LE(v6 ? AF_INET6 : AF_INET, 0);
+  raw.writeUInt16BE(port, 2);
+  if (inetPton(v6 ? AF_INET6 : AF_INET, literal, raw.subarray(v6 ? 8 : 4, v6 ? 24 : 8)) !== 1) {
+    throw new Error(`"${address}" is not an IPv4 or IPv6 address`);
+  }
+  if (zone !== undefined) {
+    const index = /^\d+$/.test(zone) ? Number(zone) : ifNameToIndex(zone);
+    if (!(index > 0 && index <= 0xffffffff)) throw new Error(`"${address}": no network interface "${zone}"`);
+    raw.writeUInt32LE(index, 24);
+  }
+  return raw;
+}
 
 /** The same address with another port. */
 export function withPort(addr: SockAddr, port: number): Buffer {
@@ -159,14 +187,15 @@ export function sendAll(fd: number, buf: Buffer, deadline: number): void {
 }
 
 /**
- * Start a TCP connection to `to` from `from` (an address whose port is ignored: the
- * kernel picks an ephemeral one).  The socket is close-on-exec and non-blocking,
- * like every fd rexecd opens; finishConnect says how it went once it is writable.
+ * Start a TCP connection to `to`, from `from` when given (an address whose port is
+ * ignored: the kernel picks an ephemeral one), else from whatever address the
+ * kernel's routing picks.  The socket is close-on-exec and non-blocking, like every
+ * fd rexecd opens; finishConnect says how it went once it is writable.
  */
-export function startConnect(from: SockAddr, to: Buffer): number {
+export function startConnect(from: SockAddr | undefined, to: Buffer): number {
   const fd = check('socket', socketC(to.readUInt16LE(0), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   try {
-    check('bind', bind(fd, withPort(from, 0), from.raw.length));
+    if (from) check('bind', bind(fd, withPort(from, 0), from.raw.length));
     if (connect(fd, to, to.length) === -1) {
       const e = errno();
       if (e !== EINPROGRESS) throw new SysError('connect', e);
@@ -176,6 +205,14 @@ export function startConnect(from: SockAddr, to: Buffer): number {
     close(fd);
     throw e;
   }
+}
+
+/**
+ * shutdown(2).  On a listening socket SHUT_RDWR also wakes a thread blocked in
+ * poll() or accept() on it, which close() alone does not do on Linux.
+ */
+export function shutdown(fd: number, how: number): void {
+  check('shutdown', shutdownC(fd, how));
 }
 
 /** After a started connect made the socket writable: throws if it failed. */
