@@ -23,8 +23,11 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startWorld, ROOT } from '../test/harness/world.mjs';
-import { clientPath } from '../test/harness/clients.mjs';
+import { harness } from './compile-tests.mjs';
+
+const { startWorld } = harness('world');
+const { ROOT } = harness('paths');
+const { clientPath } = harness('clients');
 
 const { values: opts } = parseArgs({ options: { runs: { type: 'string', default: '60' }, rounds: { type: 'string', default: '6' }, json: { type: 'string' } } });
 const NODE = '/usr/bin/node';

@@ -8,33 +8,48 @@
 //
 // Downloaded packages and apt's lists are kept between runs in TEST_CACHE/root-apt.
 import { execFile, spawn } from 'node:child_process';
-import { chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TEST_CACHE, BASE_ROOT } from './cache.mjs';
+import { BASE_ROOT, TEST_CACHE } from './cache';
+import { Watched, exited } from './processes';
+import { waitFor } from './wait';
 
 const PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-/** Run a program; resolves { status, stdout, stderr } (never rejects on a non-zero exit). */
-export function exec(file, args, { input, timeout = 120_000, env } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { encoding: 'utf8', timeout, maxBuffer: 64 << 20, env }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== 'number') return reject(new Error(`${file} ${args.join(' ')}: ${error.message}\n${stderr}`));
-      resolve({ status: error ? error.code : 0, stdout, stderr });
-    });
-    if (input !== undefined) child.stdin.end(input);
-  });
+export interface Ran {
+  readonly status: number;
+  readonly stdout: string;
+  readonly stderr: string;
 }
 
 /**
- * Unpack a fresh root and start the namespace holder.  Resolves
- * { dir, run(argv, opts), start(argv, { chroot }), stop() }:
- *   run    a command inside the root (chrooted, in the holder's namespaces, clean
- *          environment), to its end: { status, stdout, stderr }
- *   start  a long-running one (a ChildProcess); chroot: false runs a host program
- *          in the holder's mount and PID namespaces instead
+ * Run a program without blocking this process (a syslog sink may live here: a
+ * rexecd whose log datagrams nobody reads waits in syslog(3)).  Resolves its exit
+ * status and output; rejects only if it could not run or ran out of time.
  */
-export async function freshRoot() {
+export function exec(file: string, args: readonly string[], { timeout = 120_000 }: { timeout?: number } = {}): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { encoding: 'utf8', timeout, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+      if (error && typeof error.code !== 'number') return reject(new Error(`${file} ${args.join(' ')}: ${error.message}\n${stderr}`));
+      resolve({ status: error ? Number(error.code) : 0, stdout, stderr });
+    });
+  });
+}
+
+export interface DebianRoot {
+  /** The root's directory, as the host sees it. */
+  readonly dir: string;
+  /** A command inside the root (chrooted, in its namespaces, a clean environment), to its end. */
+  run(argv: readonly string[], opts?: { timeout?: number }): Promise<Ran>;
+  /** A long-running command inside the root; chroot: false runs a host program in the root's namespaces instead. */
+  start(argv: readonly string[], opts?: { chroot?: boolean }): Watched;
+  /** Ends everything in the root's namespaces and removes the root. */
+  stop(): Promise<void>;
+}
+
+/** Unpack a fresh root and start the process that holds its namespaces. */
+export async function freshRoot(): Promise<DebianRoot> {
   if (!existsSync(BASE_ROOT)) throw new Error(`${BASE_ROOT} is missing: run scripts/install-test-deps.sh as root`);
   const top = mkdtempSync(join(tmpdir(), 'rexecd-root-'));
   chmodSync(top, 0o755);
@@ -57,43 +72,32 @@ export async function freshRoot() {
     chownSync(join(apt, d), aptUid, 0);
   }
 
-  const mounts = [
-    `mount -t proc proc ${dir}/proc`,
-    `mount --bind ${apt}/archives ${dir}/var/cache/apt/archives`,
-    `mount --bind ${apt}/lists ${dir}/var/lib/apt/lists`,
-  ].join(' && ');
-  const holder = spawn('unshare', ['-m', '-p', '-f', '--propagation', 'private', 'sh', '-c', `${mounts} && exec chroot ${dir} /bin/sleep infinity`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let holderErr = '';
-  holder.stderr.on('data', (d) => (holderErr += d));
+  const mounts = [`mount -t proc proc ${dir}/proc`, `mount --bind ${apt}/archives ${dir}/var/cache/apt/archives`, `mount --bind ${apt}/lists ${dir}/var/lib/apt/lists`].join(' && ');
+  const holder = new Watched('unshare', ['-m', '-p', '-f', '--propagation', 'private', 'sh', '-c', `${mounts} && exec chroot ${dir} /bin/sleep infinity`]);
   // The namespace's PID 1 is unshare's child; ready once it runs chrooted.
-  const end = Date.now() + 10_000;
-  let pid;
-  for (;;) {
-    try {
-      const child = readFileSync(`/proc/${holder.pid}/task/${holder.pid}/children`, 'utf8').trim();
-      if (child && readFileSync(`/proc/${child}/cmdline`, 'utf8').startsWith('/bin/sleep')) {
-        pid = child;
-        break;
+  const pid = await waitFor(
+    () => {
+      try {
+        const child = readFileSync(`/proc/${holder.pid}/task/${holder.pid}/children`, 'utf8').trim();
+        return child !== '' && readFileSync(`/proc/${child}/cmdline`, 'utf8').startsWith('/bin/sleep') ? child : undefined;
+      } catch {
+        return holder.running ? undefined : 'gone';
       }
-    } catch {
-      // not there yet
-    }
-    if (holder.exitCode !== null || Date.now() > end) throw new Error(`the root's namespace did not start: ${holderErr}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+    },
+    () => `the root's namespaces did not start: ${holder.output()}`,
+  );
+  if (pid === 'gone') throw new Error(`the root's namespaces did not start: ${holder.output()}`);
   const inRoot = ['-t', pid, '-m', '-p', '-r', '-w', '--', 'env', '-i', PATH, 'LANG=C.UTF-8', 'DEBIAN_FRONTEND=noninteractive'];
-  const inNamespace = ['-t', pid, '-m', '-p', '--', 'env', '-i', PATH];
+  const inNamespaces = ['-t', pid, '-m', '-p', '--', 'env', '-i', PATH];
   return {
     dir,
-    /** A command inside the root, to its end. */
-    run: (argv, opts) => exec('nsenter', [...inRoot, ...argv], opts),
-    /** A long-running command inside the root (or, chroot: false, a host program in its namespaces). */
-    start: (argv, { chroot = true } = {}) => spawn('nsenter', [...(chroot ? inRoot : inNamespace), ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    run: (argv, { timeout } = {}) => exec('nsenter', [...inRoot, ...argv], { timeout }),
+    start: (argv, { chroot = true } = {}) => new Watched('nsenter', [...(chroot ? inRoot : inNamespaces), ...argv]),
     async stop() {
       // PID 1 of the namespace takes everything in it along.
-      if (holder.exitCode === null) {
+      if (holder.running) {
         process.kill(Number(pid), 'SIGKILL');
-        await new Promise((r) => (holder.exitCode !== null ? r() : holder.once('exit', r)));
+        await exited(holder.child);
       }
       rmSync(top, { recursive: true, force: true });
     },

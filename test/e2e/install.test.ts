@@ -9,8 +9,9 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startWorld, NODE, ROOT } from '../harness/world.mjs';
-import { runInstall, tree } from '../harness/install.mjs';
+import { startWorld, type World } from '../harness/world';
+import { NODE, ROOT } from '../harness/paths';
+import { runInstall, tree, type InstallRun } from '../harness/install';
 
 const TRIPLET = `${process.platform}_${process.arch}`;
 const tmp = mkdtempSync(join(tmpdir(), 'rexecd-install-test-'));
@@ -18,9 +19,9 @@ chmodSync(tmp, 0o755);
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** Every configuration file the checkout ships, relative to the checkout. */
-function shippedConfigs() {
+function shippedConfigs(): string[] {
   const out = ['inetd.conf.example'];
-  const walk = (rel) => {
+  const walk = (rel: string): void => {
     for (const e of readdirSync(join(ROOT, rel), { withFileTypes: true })) {
       if (e.isDirectory()) walk(`${rel}/${e.name}`);
       else out.push(`${rel}/${e.name}`);
@@ -30,18 +31,18 @@ function shippedConfigs() {
   return out.sort();
 }
 /** Where install.sh puts a shipped configuration as an example. */
-const exampleOf = (config) => `share/doc/rexecd/examples/${config.replace(/^etc\//, '')}`;
+const exampleOf = (config: string): string => `share/doc/rexecd/examples/${config.replace(/^etc\//, '')}`;
 
 /** What names rexecd as a checkout runs it: no installed file may say it. */
 const CHECKOUT = /\/opt\/rexecd|\/usr\/bin\/node|dist\/rexecd/;
 
-function assertOk(r) {
+function assertOk(r: InstallRun): void {
   assert.equal(r.status, 0, `install.sh failed:\n${r.stdout}${r.stderr}`);
 }
 
 describe('install.sh into a staging root (DESTDIR, PREFIX=/usr, --system-config)', () => {
   const stage = join(tmp, 'stage');
-  let files;
+  let files: string[] = [];
   before(() => {
     assertOk(runInstall({ prefix: '/usr', destdir: stage, args: ['--system-config'] }));
     files = tree(stage);
@@ -73,7 +74,7 @@ describe('install.sh into a staging root (DESTDIR, PREFIX=/usr, --system-config)
   });
 
   test('the symlinks point into lib/rexecd, the #! lines name the node that runs rexecd', () => {
-    const link = (p) => spawnSync('readlink', [join(stage, p)], { encoding: 'utf8' }).stdout.trim();
+    const link = (p: string): string => spawnSync('readlink', [join(stage, p)], { encoding: 'utf8' }).stdout.trim();
     assert.equal(link('usr/sbin/rexecd'), '../lib/rexecd/rexecd.cjs');
     assert.equal(link('usr/bin/rexec'), '../lib/rexecd/rexec.cjs');
     for (const f of ['rexecd.cjs', 'rexec.cjs']) {
@@ -82,7 +83,7 @@ describe('install.sh into a staging root (DESTDIR, PREFIX=/usr, --system-config)
   });
 
   test('--system-config: PAM, xinetd (disabled), fail2ban (off) in /etc, the units in /lib/systemd/system', () => {
-    const system = {
+    const system: Record<string, string> = {
       'etc/pam.d/rexec': 'etc/pam.d/rexec',
       'etc/xinetd.d/rexec': 'etc/xinetd.d/rexec',
       'etc/fail2ban/filter.d/rexecd.conf': 'etc/fail2ban/filter.d/rexecd.conf',
@@ -122,14 +123,13 @@ describe('install.sh into a staging root (DESTDIR, PREFIX=/usr, --system-config)
 
 describe('install.sh to a PREFIX of its own, run from there', () => {
   const prefix = join(tmp, 'prefix', 'local');
-  let w;
-  let installed;
+  let w: World<'installed'>;
   before(async () => {
-    installed = runInstall({ prefix });
-    assertOk(installed);
+    assertOk(runInstall({ prefix }));
     // The line the installed example gives inetd, as inetd would run it.
     const line = readFileSync(join(prefix, exampleOf('inetd.conf.example')), 'utf8').split('\n').find((l) => /^exec\s+stream\s+tcp\s+nowait\s/.test(l));
-    const [, , , , , program, ...argv] = line.split(/\s+/);
+    assert.ok(line, 'no nowait line in the installed inetd.conf.example');
+    const [, , , , , program = '', ...argv] = line.split(/\s+/);
     assert.equal(program, join(prefix, 'sbin', 'rexecd'));
     assert.deepEqual(argv, ['rexecd']);
     w = await startWorld({
@@ -151,11 +151,11 @@ describe('install.sh to a PREFIX of its own, run from there', () => {
   test('a login under openbsd-inetd through the installed inetd line, with the installed client', () => {
     const client = join(prefix, 'bin', 'rexec');
     const env = { PATH: '/usr/bin:/bin', HOME: '/nonexistent' };
-    const ok = spawnSync(client, ['-l', 'instuser', '-p', 'inst-pass', `127.0.0.1:${w.port}`, 'id -un; echo to-stderr >&2'], { env, encoding: 'utf8', timeout: 20000 });
+    const ok = spawnSync(client, ['-l', 'instuser', '-p', 'inst-pass', `127.0.0.1:${w.ports.installed}`, 'id -un; echo to-stderr >&2'], { env, encoding: 'utf8', timeout: 20000 });
     assert.equal(ok.status, 0, ok.stderr);
     assert.equal(ok.stdout, 'instuser\n');
     assert.equal(ok.stderr, 'to-stderr\n');
-    const refused = spawnSync(client, ['-l', 'instuser', '-p', 'wrong', `[::1]:${w.port}`, 'id'], { env, encoding: 'utf8', timeout: 20000 });
+    const refused = spawnSync(client, ['-l', 'instuser', '-p', 'wrong', `[::1]:${w.ports.installed}`, 'id'], { env, encoding: 'utf8', timeout: 20000 });
     assert.equal(refused.status, 1);
     assert.equal(refused.stderr, 'Login incorrect.\n');
   });
@@ -168,7 +168,7 @@ describe('install.sh to a PREFIX of its own, run from there', () => {
 
   test('bad settings are refused with the reason', () => {
     const other = join(tmp, 'other');
-    const cases = [
+    const cases: [{ env?: Record<string, string>; args?: string[]; prefix?: string }, RegExp][] = [
       [{ env: { NODE: '/bin/false' } }, /\/bin\/false does not run/],
       [{ env: { NODE: 'node' } }, /NODE must be an absolute path/],
       [{ env: { NODE_FLAGS: '--a --b' } }, /NODE_FLAGS must be one word/],

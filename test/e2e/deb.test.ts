@@ -1,7 +1,7 @@
 // The Debian package (scripts/package-deb.mjs, npm run package:deb), built here from
 // the node that runs rexecd in these tests, checked by lintian, and installed with
 // apt-get into a fresh Debian 12 root (debootstrap minbase bookworm; see
-// test/harness/debian-root.mjs): its dependencies come from Debian's archive, it
+// test/harness/debian-root.ts): its dependencies come from Debian's archive, it
 // opens no port by itself, a login works through the installed files under
 // openbsd-inetd (the line update-inetd registered, once enabled, moved to a loopback
 // port) and under systemd socket activation as rexec@.service starts it, and
@@ -9,14 +9,17 @@
 // that root.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NODE, ROOT, freePort, mkpasswd } from '../harness/world.mjs';
-import { glibcClient, raw, request } from '../harness/clients.mjs';
-import { exec, freshRoot } from '../harness/debian-root.mjs';
-import { tree } from '../harness/install.mjs';
-import { SyslogSink } from '../harness/syslog-sink.mjs';
+import { freePort, mkpasswd } from '../harness/world';
+import { NODE, ROOT } from '../harness/paths';
+import { glibcClient, latin1, raw, request } from '../harness/clients';
+import { exec, freshRoot, type DebianRoot, type Ran } from '../harness/debian-root';
+import { tree } from '../harness/install';
+import type { Watched } from '../harness/processes';
+import { SyslogSink } from '../harness/syslog-sink';
+import { sleep } from '../harness/wait';
 
 const USER = 'debuser';
 const PASSWORD = 'deb-pass';
@@ -29,20 +32,23 @@ const DISABLED_LINE = '#<off># exec\tstream\ttcp\tnowait\troot\t/usr/sbin/rexecd
 const BOOKKEEPING = /^(proc|dev|sys|tmp|run)\/|^var\/(lib\/dpkg|lib\/apt|cache\/apt|cache\/debconf|cache\/ldconfig|log)\//;
 
 const tmp = mkdtempSync(join(tmpdir(), 'rexecd-deb-test-'));
-let deb;
-let built;
-let root;
-let before_;
+let deb = '';
+let built: Ran;
+let root: DebianRoot;
+/** Every file of the root before rexecd was installed. */
+let before_ = new Set<string>();
 /** What appeared while openbsd-inetd was installed (after rexecd): its and its dependencies'. */
-let inetdDelta;
-let inetdConfBefore;
-let ourFiles;
+let inetdDelta = new Set<string>();
+let inetdConfBefore = '';
+/** What dpkg -L listed as rexecd's. */
+let ourFiles: string[] = [];
 
 before(async () => {
   // Built as `npm run package:deb` does, with xz -1 instead of -6 (same contents; 30 s less).
   built = await exec(process.execPath, [join(ROOT, 'scripts', 'package-deb.mjs'), '--fast', '--node', NODE, '--out', tmp], { timeout: 300_000 });
   assert.equal(built.status, 0, `package-deb failed:\n${built.stdout}${built.stderr}`);
-  deb = readdirSync(tmp).find((f) => /^rexecd_.*\.deb$/.test(f));
+  deb = readdirSync(tmp).find((f) => /^rexecd_.*\.deb$/.test(f)) ?? '';
+  assert.ok(deb, `no .deb in ${tmp}`);
   root = await freshRoot();
 });
 after(async () => {
@@ -51,16 +57,16 @@ after(async () => {
 });
 
 /** Run in the root; fail with its output unless it succeeds. */
-async function must(argv, what = argv.join(' ')) {
+async function must(argv: readonly string[], what = argv.join(' ')): Promise<string> {
   const r = await root.run(argv, { timeout: 240_000 });
   assert.equal(r.status, 0, `${what} failed (${r.status}):\n${r.stdout}${r.stderr}`);
   return r.stdout;
 }
-const readRoot = (path) => readFileSync(join(root.dir, path), 'utf8');
+const readRoot = (path: string): string => readFileSync(join(root.dir, path), 'utf8');
 
 /** Every non-directory path in the root but dpkg's and apt's records. */
-function rootFiles() {
-  return new Set(tree(root.dir).filter((e) => !e.startsWith('d ')).map((e) => e.slice(2)).filter((p) => !BOOKKEEPING.test(`${p}`)));
+function rootFiles(): Set<string> {
+  return new Set(tree(root.dir).filter((e) => !e.startsWith('d ')).map((e) => e.slice(2)).filter((p) => !BOOKKEEPING.test(p)));
 }
 
 test('lintian: no error, and every warning it leaves is explained in the README', () => {
@@ -133,38 +139,36 @@ test('the maintainer scripts are idempotent', async () => {
 });
 
 /** A login as USER (stdout, the stderr channel) and a refusal, on port at host. */
-async function loginAndRefusal(port, host, sink) {
-  const ok = await glibcClient({ port, host, family: host.includes(':') ? 6 : 4, user: USER, password: PASSWORD, command: 'id -un; echo to-stderr >&2' });
+async function loginAndRefusal(port: number, host: '127.0.0.1' | '::1', sink: SyslogSink): Promise<void> {
+  const ok = await glibcClient({ port, host, family: host === '::1' ? 6 : 4, user: USER, password: PASSWORD, command: 'id -un; echo to-stderr >&2' });
   assert.equal(ok.code, 0, ok.stderr.toString());
   assert.equal(ok.stdout.toString(), `${USER}\n`);
   assert.equal(ok.stderr.toString(), 'to-stderr\n');
   const refused = await raw({ port, host, steps: [request({ user: USER, password: 'wrong', command: 'id' })] });
-  assert.equal(refused.main.toString('latin1'), '\x01Login incorrect.\n');
-  const address = host === '::1' ? '::1' : '127.0.0.1';
+  assert.equal(latin1(refused.main), '\x01Login incorrect.\n');
   const end = Date.now() + 5000;
-  while (!sink.drain().some((l) => l.text.includes(`refused user "${USER}" from ${address}`))) {
+  while (!sink.drain().some((l) => l.text.includes(`refused user "${USER}" from ${host}`))) {
     assert.ok(Date.now() < end, `no log line; have:\n${sink.lines.map((l) => l.text).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
 }
 
-/** Start a launcher in the root; resolves once `ready` matches what it says, or ports listen. */
-async function startLauncher(argv, { chroot, port }) {
-  const child = root.start(argv, { chroot });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
+/** Start a launcher in the root; resolves once it listens on port. */
+async function startLauncher(argv: readonly string[], { chroot, port }: { chroot: boolean; port: number }): Promise<Watched> {
+  const launcher = root.start(argv, { chroot });
   const end = Date.now() + 10_000;
   for (;;) {
     const ss = await exec('ss', ['-ltnH', 'sport', `= :${port}`]);
-    if (ss.stdout.includes('127.0.0.1') || ss.stdout.includes('[::1]')) break;
-    assert.ok(child.exitCode === null && Date.now() < end, `${argv.join(' ')} did not listen on ${port}: ${out}`);
-    await new Promise((r) => setTimeout(r, 30));
+    if (ss.stdout.includes('127.0.0.1') || ss.stdout.includes('[::1]')) return launcher;
+    if (!launcher.running || Date.now() > end) {
+      await launcher.stop();
+      assert.fail(`${argv.join(' ')} did not listen on ${port}: ${launcher.output()}`);
+    }
+    await sleep(30);
   }
-  return { child, output: () => out };
 }
 
-async function withSink(body) {
+async function withSink(body: (sink: SyslogSink) => Promise<void>): Promise<void> {
   // The root's /dev is its own directory: rexecd's syslog lands here.
   const sink = new SyslogSink(join(root.dir, 'dev', 'log'));
   try {
@@ -177,7 +181,7 @@ async function withSink(body) {
 
 test('a login through the installed files under inetd: update-inetd --enable exec, on a loopback port', async () => {
   await must(['update-inetd', '--enable', 'exec']);
-  const line = readRoot('etc/inetd.conf').split('\n').find((l) => /^exec\s/.test(l));
+  const line = readRoot('etc/inetd.conf').split('\n').find((l) => /^exec\s/.test(l)) ?? '';
   assert.equal(line, DISABLED_LINE.replace('#<off># ', ''));
   await must(['update-inetd', '--disable', 'exec']);
   // The enabled line as it is, but on a loopback port of its own for each family.
@@ -192,14 +196,14 @@ test('a login through the installed files under inetd: update-inetd --enable exe
       await loginAndRefusal(port, '::1', sink);
       assert.ok(sink.lines.some((l) => l.text.includes(`user ${USER} from 127.0.0.1`)));
     } finally {
-      inetd.child.kill('SIGTERM');
+      await inetd.stop();
     }
   });
 });
 
 test('a login under systemd socket activation (Accept=yes), as rexec@.service starts it', async () => {
   const unit = readRoot('lib/systemd/system/rexec@.service');
-  const execStart = /^ExecStart=[-@:+!]*(.+)$/m.exec(unit)[1].trim().split(/\s+/);
+  const execStart = (/^ExecStart=[-@:+!]*(.+)$/m.exec(unit)?.[1] ?? '').trim().split(/\s+/);
   assert.equal(execStart[0], '/usr/sbin/rexecd');
   const inetdStyle = /^StandardInput=socket$/m.test(unit);
   const port = await freePort();
@@ -210,7 +214,7 @@ test('a login under systemd socket activation (Accept=yes), as rexec@.service st
     try {
       await loginAndRefusal(port, '127.0.0.1', sink);
     } finally {
-      sd.child.kill('SIGTERM');
+      await sd.stop();
     }
   });
 });
@@ -237,7 +241,7 @@ test('apt-get purge leaves no file of its own behind, and inetd.conf as it was',
   // package owns or that holds others' files.
   const left = ourFiles.filter((p) => {
     if (before_.has(p.slice(1))) return false; // e.g. /lib, a symlink in a merged-/usr root
-    let st;
+    let st: Stats;
     try {
       st = lstatSync(join(root.dir, p));
     } catch {
