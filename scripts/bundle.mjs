@@ -6,6 +6,8 @@
 //   dist/rexecd-main.cache   V8's code for every function of the bundle, compiled
 //                            ahead (`node dist/rexecd.cjs --build-code-cache`)
 //   dist/koffi/<platform>_<arch>/koffi.node   koffi's native module
+//   dist/rexec.cjs           the rexec client (src/client/rexec.ts) in one file, yargs
+//                            included: it needs no node_modules, only koffi/ beside it
 //
 // Why: rexecd starts once per connection.  Loading ~25 modules of ours and koffi's
 // JavaScript from node_modules cost ~15 ms of CPU per start on this machine (measured:
@@ -48,10 +50,64 @@ export function buildMain() {
   return `(function (exports, require, module, __filename, __dirname) {\n${code}\n})`;
 }
 
-/** The loader, as the executable file inetd names. */
-export function buildLoader() {
-  const { outputFiles } = require('esbuild').buildSync({ ...bundleOptions, entryPoints: [join(ROOT, 'dist', 'loader.js')], write: false, banner: { js: '#!/usr/bin/env node' } });
+/**
+ * The loader, as the executable file inetd names.  sea: the single executable's
+ * main (scripts/build-sea.mjs), which reads the bundle from its assets.
+ */
+export function buildLoader({ sea = false } = {}) {
+  const { outputFiles } = require('esbuild').buildSync({
+    ...bundleOptions,
+    define: { ...bundleOptions.define, REXECD_SEA: String(sea) },
+    entryPoints: [join(ROOT, 'dist', 'loader.js')],
+    write: false,
+    banner: { js: '#!/usr/bin/env node' },
+  });
   return outputFiles[0].text;
+}
+
+/**
+ * The rexec client in one CommonJS file, without its #! line.  yargs 18 is ESM and
+ * reads import.meta.url (to find its locale files, which the bundle does without:
+ * messages in English); in CommonJS that is the bundle's own file URL.
+ */
+function clientCode() {
+  const { outputFiles } = require('esbuild').buildSync({
+    ...bundleOptions,
+    entryPoints: [join(ROOT, 'dist', 'client', 'rexec.js')],
+    write: false,
+    define: { ...bundleOptions.define, 'import.meta.url': '__rexecBundleUrl' },
+    banner: { js: 'var __rexecBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
+  });
+  return outputFiles[0].text.replace(/^#!.*\n/, '');
+}
+
+/** The client as a program file: `node rexec.cjs` or, executable, `rexec.cjs`. */
+export const buildClient = () => `#!/usr/bin/env node\n${clientCode()}`;
+
+/** The client as the single executable's loader runs it (one function expression). */
+export const buildClientMain = () => `(function (exports, require, module, __filename, __dirname) {\n${clientCode()}\n})`;
+
+/**
+ * The npm packages whose code the bundles carry (rexecd's and the client's), as
+ * their directories under node_modules: a binary package must carry their licenses.
+ * koffi's JavaScript is not bundled; its native module is shipped, so it is listed.
+ */
+export function bundledPackages() {
+  const { metafile } = require('esbuild').buildSync({
+    ...bundleOptions,
+    define: { ...bundleOptions.define, 'import.meta.url': '__rexecBundleUrl' },
+    entryPoints: [join(ROOT, 'dist', 'rexecd.js'), join(ROOT, 'dist', 'client', 'rexec.js')],
+    outdir: join(ROOT, 'dist', 'metafile-unused'),
+    absWorkingDir: ROOT,
+    write: false,
+    metafile: true,
+  });
+  const dirs = new Set([join(ROOT, 'node_modules', 'koffi')]);
+  for (const input of Object.keys(metafile.inputs)) {
+    const m = /^(.*\bnode_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
+    if (m) dirs.add(join(ROOT, m[1]));
+  }
+  return [...dirs].sort();
 }
 
 /** Copy koffi's native module for this platform into <dir>/koffi/<triplet>/, atomically. */
@@ -78,6 +134,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const dist = join(ROOT, 'dist');
   writeAtomically(join(dist, 'rexecd-main.js'), buildMain(), 0o644);
   writeAtomically(join(dist, 'rexecd.cjs'), buildLoader(), 0o755);
+  writeAtomically(join(dist, 'rexec.cjs'), buildClient(), 0o755);
   installKoffiNative(dist);
   // The code cache, made by the node that builds (and that the tests and npm start
   // run): with a clean environment, as inetd starts rexecd.

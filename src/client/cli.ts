@@ -3,10 +3,9 @@
  * before HOST; everything after HOST is the command (rsh's rule), so
  * `rexec host ls -l` runs `ls -l` remotely.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import yargs = require('yargs');
+import yargs from 'yargs';
 import { seconds, UsageError } from '../usage';
+import { VERSION } from '../version';
 import { DEFAULT_PORT, parsePort, parseTarget } from './target';
 
 export type Family = 0 | 4 | 6;
@@ -49,14 +48,6 @@ carries no remote exit status (append "; echo $?" to the command if you need
 it); 1 if the server refused (its message is printed); 2 for errors on this
 side: usage, credentials, name lookup, connection, timeout.`;
 
-function version(): string {
-  try {
-    return (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
-
 
 function optionalString(value: unknown): string | undefined {
   if (value === undefined) return undefined;
@@ -97,7 +88,7 @@ export function parseCommandLine(argv: readonly string[], columns = process.stdo
       describe: `seconds to wait for the connection, the server's connect-back and its answer (default: ${DEFAULT_TIMEOUT}; 0: no limit)`,
     })
     .help('help', 'show this help')
-    .version('version', 'show the version', `rexec ${version()}`)
+    .version('version', 'show the version', `rexec ${VERSION}`)
     .epilogue(EPILOGUE)
     .wrap(Math.min(columns || 80, 100))
     .strict()

@@ -2,7 +2,9 @@
  * The part of yargs 18 that the client uses, typed for strict tsc.  yargs 18 ships
  * no declarations and @types/yargs describes 17; this is all we need.  yargs 18 is
  * ESM but exports itself as 'module.exports', so require('yargs') (Node >= 20.19)
- * returns the factory itself.
+ * returns the factory itself.  src/client/cli.ts imports it as a default import
+ * (esModuleInterop): that works both under Node's require and in esbuild's bundle
+ * (scripts/bundle.mjs), which does not honour the 'module.exports' export name.
  */
 declare module 'yargs' {
   namespace yargs {

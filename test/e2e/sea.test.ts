@@ -2,12 +2,13 @@
 // the repository (no node_modules anywhere near it), from the node that runs rexecd
 // in these tests (REXECD_TEST_NODE), then put in inetd.conf as the program itself
 // and used for real logins, with the shadow method and with PAM, under systemd
-// native activation and as its own --listen listener.
+// native activation and as its own --listen listener; and, started as `rexec`, as
+// the client.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, linkSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startWorld, SHIPPED_PAM_SERVICE, type World } from '../harness/world';
@@ -49,6 +50,26 @@ describe('the single executable', { skip }, () => {
   test('is one file plus koffi/<triplet>/koffi.node beside it', () => {
     assert.ok(existsSync(exe));
     assert.ok(existsSync(join(dir, 'koffi', `${process.platform}_${process.arch}`, 'koffi.node')));
+  });
+
+  test('carries the code cache of its bundle, made by itself when it was built', () => {
+    const r = spawnSync(exe, ['--version'], { env: {}, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^rexecd \d+\.\d+\.\d+\ncode cache: used\n$/);
+  });
+
+  test('started under the name rexec (a symlink to it), it is the client: a real login', () => {
+    const link = join(dir, 'bin', 'rexec');
+    mkdirSync(join(dir, 'bin'), { recursive: true });
+    symlinkSync(exe, link);
+    const env = { PATH: '/usr/bin:/bin', HOME: '/nonexistent' };
+    const version = spawnSync(link, ['--version'], { env, encoding: 'utf8' });
+    const { version: packageVersion } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(version.stdout, `rexec ${packageVersion}\n`, version.stderr);
+    const r = spawnSync(link, ['-l', 'seauser', '-p', 'sea-pass', `127.0.0.1:${w.ports.shadow}`, 'id', '-un;', 'echo', 'err', '>&2'], { env, encoding: 'utf8', timeout: 20000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'seauser\n');
+    assert.equal(r.stderr, 'err\n');
   });
 
   test('serves a real login under openbsd-inetd (shadow): stdout, stderr channel, stdin', async () => {

@@ -40,6 +40,7 @@ test('every diagnostic text is documented, exactly', () => {
 });
 
 test('examples for inetd, systemd and --listen', () => {
+  assert.match(rendered.text, /exec +stream +tcp +nowait +root +\/usr\/sbin\/rexecd +rexecd$/m);
   assert.match(rendered.text, /exec +stream +tcp +nowait +root +\/usr\/bin\/node +node \/opt\/rexecd\/dist\/rexecd\.cjs/);
   assert.match(rendered.text, /ListenStream=512/);
   assert.match(rendered.text, /StandardInput=socket/);
