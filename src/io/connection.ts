@@ -8,7 +8,7 @@ import { diagnosticBytes, STATUS_OK, type DiagnosticText } from '../protocol/dia
 import type { RequestEvent, RequestReader } from '../protocol/request';
 import { ECONNRESET, EPIPE } from '../sys/errno';
 import { SysError } from '../sys/koffi';
-import { localAddress, peerAddress, POLLIN, recvNow, sendAll, waitFor, type SockAddr } from '../sys/socket';
+import { localAddress, peerAddress, POLLIN, recvNow, sendAll, shutdown, waitFor, type SockAddr } from '../sys/socket';
 
 /** The most a single peek looks at: the longest field and its NUL. */
 const PEEK_MAX = 1 << 17;
@@ -66,6 +66,34 @@ function consume(fd: number, count: number): void {
   sink.fill(0, 0, count);
 }
 
+/** How long, and how much, a refused client may still send before we close. */
+export const LINGER_MS = 200;
+export const LINGER_BYTES = 1 << 16;
+export const SHUT_WR = 1;
+
+/**
+ * End our side after the last word: a FIN right behind it, then whatever the
+ * client still sends (the rest of a refused request, stdin meant for the command)
+ * read and dropped for a moment.  Closing with unread bytes makes the kernel answer
+ * with a reset, and a reset can reach the client before it has read the diagnostic:
+ * it would see the connection reset and not why (as the historic servers' clients
+ * often do: they close at once).
+ */
+export function closeGracefully(fd: number): void {
+  try {
+    shutdown(fd, SHUT_WR);
+    const until = performance.now() + LINGER_MS;
+    for (let left = LINGER_BYTES; left > 0; ) {
+      const n = recvNow(fd, scratch, Math.min(scratch.length, left), false);
+      if (n === 0) return; // the client closed too
+      if (n > 0) left -= n;
+      else if (!waitFor(fd, POLLIN, until)) return;
+    }
+  } catch {
+    // Reset, or gone: nothing more to be careful about.
+  }
+}
+
 export class Connection {
   readonly peer: SockAddr;
   readonly local: SockAddr;
@@ -89,11 +117,15 @@ export class Connection {
     }
   }
 
-  /** "\001text\n": the only way a refusal reaches the client.  Best effort. */
+  /**
+   * "\001text\n", the last thing said: the only way a refusal reaches the client.
+   * Best effort, then a graceful close (closeGracefully).
+   */
   sendDiagnostic(text: DiagnosticText): void {
     try {
       // A diagnostic gets a moment even after the deadline: it is the last thing said.
       sendAll(this.fd, diagnosticBytes(text), Math.max(this.deadline, performance.now() + 1000));
+      closeGracefully(this.fd);
     } catch {
       // The client is gone or does not read; the log says why we ended.
     }

@@ -14,7 +14,7 @@
  */
 import { openSync, closeSync } from 'node:fs';
 import { isSingleExecutable, silenceStdio, type Launch } from '../launch';
-import { pumpRequest } from '../io/connection';
+import { LINGER_BYTES, LINGER_MS, pumpRequest, SHUT_WR } from '../io/connection';
 import { requestLog } from '../io/log-texts';
 import { openLog, type Log } from '../log';
 import { requestLimits, workerArgv, type Options } from '../options';
@@ -24,13 +24,15 @@ import type { Outcome } from '../session';
 import { close, setCloseOnExec, setNonBlocking } from '../sys/fd';
 import { acceptNow, listenTcp, pollAsync, pollNow, seqpacketPair, sendWithFds, type PollRequest } from '../sys/listen-socket';
 import { exitNow, fileLimit, setFileLimit } from '../sys/process';
-import { finishConnect, localAddress, peerAddress, POLLIN, POLLOUT, recvNow, sendNow, startConnect, withPort, type SockAddr } from '../sys/socket';
+import { finishConnect, localAddress, peerAddress, POLLIN, POLLOUT, recvNow, sendNow, shutdown, startConnect, withPort, type SockAddr } from '../sys/socket';
 import { encodeHandoff } from './handoff';
 import { Pool, type PoolWorker } from './pool';
 import { SourceLimits, type PenaltyEvent, type Source } from './source-limits';
 
 /** Descriptors the listener needs besides its connections: its own, the pool's, slack. */
 const FIXED_FDS = 64;
+/** Refused connections lingering before their close (see closeGracefully), at most. */
+const MAX_LINGERING = 256;
 /** After running out of descriptors, accepting waits this long, doubling up to the max. */
 const BACKOFF_MIN_MS = 50;
 const BACKOFF_MAX_MS = 1000;
@@ -145,24 +147,63 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
     penalise(source, event);
   };
 
+  // Connections that heard their diagnostic: FIN sent, what the client still sends
+  // read and dropped for a moment before the close (see closeGracefully), so that no
+  // reset overtakes the diagnostic.  At most MAX_LINGERING at a time.
+  const lingering = new Map<number, { until: number; left: number }>();
+  const closeSoon = (fd: number): void => {
+    try {
+      if (lingering.size >= MAX_LINGERING) throw new Error('too many lingering');
+      shutdown(fd, SHUT_WR);
+      lingering.set(fd, { until: performance.now() + LINGER_MS, left: LINGER_BYTES });
+    } catch {
+      close(fd);
+    }
+  };
+  const drainLingering = (fd: number): void => {
+    const l = lingering.get(fd)!;
+    const sink = Buffer.alloc(4096);
+    for (;;) {
+      let n: number;
+      try {
+        n = recvNow(fd, sink, Math.min(sink.length, l.left), false);
+      } catch {
+        n = 0;
+      }
+      if (n < 0) return;
+      l.left -= n;
+      if (n === 0 || l.left <= 0) {
+        lingering.delete(fd);
+        close(fd);
+        return;
+      }
+    }
+  };
+  /** The last word to a connection we will not serve, then a graceful close. */
+  const answerAndClose = (fd: number, text: DiagnosticText): void => {
+    answer(fd, text);
+    closeSoon(fd);
+  };
+
   /** Our copies of a connection's descriptors and request, gone (a worker may hold its own). */
-  const release = (c: Pending): void => {
+  const release = (c: Pending, lingerOnClose = false): void => {
     pending.delete(c);
-    close(c.fd);
+    if (lingerOnClose) closeSoon(c.fd);
+    else close(c.fd);
     if (c.stderr !== undefined) close(c.stderr);
     c.reader.wipe();
     c.request?.password.fill(0);
   };
   /** A connection that never reached a worker is done with: it no longer counts; maybe a penalty. */
-  const drop = (c: Pending, event?: PenaltyEvent): void => {
-    release(c);
+  const drop = (c: Pending, event?: PenaltyEvent, lingerOnClose = false): void => {
+    release(c, lingerOnClose);
     limits.finished(c.source);
     penalise(c.source, event);
   };
   const end = (c: Pending, text: DiagnosticText | undefined, level: 'notice' | 'info', why: string, event?: PenaltyEvent): void => {
     log.daemon(level, why);
     if (text !== undefined) answer(c.fd, text);
-    drop(c, event);
+    drop(c, event, text !== undefined);
   };
 
   // ---------------------------------------------------------------- accepting
@@ -217,8 +258,7 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
     if (refusal !== undefined) {
       // "Try again.", whatever the reason: nothing tells whether a password was right.
       logRefusal(`${source.block} ${refusal.replace(/\d+/g, 'N')}`, `refused ${peer.address}: ${refusal}`);
-      answer(fd, Diagnostic.tryAgain);
-      close(fd);
+      answerAndClose(fd, Diagnostic.tryAgain);
       return;
     }
     if (options.logConnections) log.daemon('info', requestLog.connection(peer.address, peer.port));
@@ -298,7 +338,7 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
       logFailure(`cannot hand ${c.peer.address} to a worker: ${(e as Error).message}`);
       answer(c.fd, Diagnostic.tryAgain);
       worker.child.kill('SIGKILL');
-      drop(c);
+      drop(c, undefined, true);
     } finally {
       message.fill(0);
     }
@@ -313,6 +353,7 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
     // Workers first: an outcome (a penalty) that arrived with a new connection from
     // the same source counts before that connection is judged.
     for (const w of pool.watched()) watch.push({ req: { fd: w.fd, events: POLLIN }, on: () => pool.readable(w) });
+    for (const fd of lingering.keys()) watch.push({ req: { fd, events: POLLIN }, on: () => drainLingering(fd) });
     if (now >= acceptPausedUntil) for (const l of sockets) watch.push({ req: { fd: l.fd, events: POLLIN }, on: () => accept(l) });
     let next = now + TICK_MS;
     for (const c of pending) {
@@ -320,6 +361,7 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
       next = Math.min(next, c.deadline);
     }
     for (const c of complete) next = Math.min(next, c.deadline);
+    for (const l of lingering.values()) next = Math.min(next, l.until);
     if (acceptPausedUntil > now) next = Math.min(next, acceptPausedUntil);
     const requests = watch.map((w) => w.req);
     const handle = (revents: number[]): void => {
@@ -350,6 +392,11 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
 
   let lastTick = performance.now();
   const expire = (now: number): void => {
+    for (const [fd, l] of lingering) {
+      if (now < l.until) continue;
+      lingering.delete(fd);
+      close(fd);
+    }
     for (const c of pending) {
       // Past the deadline nothing more is said, but that the stderr channel failed.
       const text = c.connectingTo !== undefined ? Diagnostic.cantConnectStderr : undefined;
@@ -376,6 +423,7 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
     stopping = true;
     for (const l of sockets) close(l.fd);
     for (const c of [...pending, ...complete]) drop(c);
+    for (const fd of lingering.keys()) close(fd);
     // Reap the idle workers, then go.  Not process.exit(): it would wait for the
     // poll on koffi's worker thread.  Sessions already handed over run on.
     void pool.stop().then(() => exitNow(0));
