@@ -380,6 +380,7 @@ async function attackPhase(name, limitArgs) {
         else if (h.tally.connections === 0) throw new Error(`hydra ended without a connection: ${h.tally.errors.join(' ') || `exit ${(await h.closed).code}`}`);
       }
     })();
+    attack.catch(() => {}); // awaited below, after the logins
     const during = latency(await probeLogins(L.port, { until: attackOver }));
     await attack;
     const cpu = cpuSeconds(L.pid) - cpu0;
@@ -447,6 +448,39 @@ async function attackPhase(name, limitArgs) {
   }
 }
 
+/**
+ * While the attacker's first guesses wait out --fail-delay they are unauthenticated
+ * connections, as many as --per-source-max-startups allows: do other addresses get
+ * in meanwhile?  Each probe comes from a new address (127.0.9.N), sends nothing and
+ * closes after 100 ms: a refusal comes at once or not at all.
+ */
+async function earlyDropPhase() {
+  const L = await startRexecd([]);
+  let h;
+  try {
+    await login(L.port);
+    const mark = logs().length;
+    h = runHydra({ port: L.port, user: USER.name, wordlist: WORDLIST, tasks: CFG.tasks, cwd: tmp });
+    const t0 = performance.now();
+    // The attacker holds its maximum once the listener refuses it for that.
+    const holds = (l) => l.text.includes(`refused ${ATTACKER}: `) && l.text.includes(' unauthenticated connections from ');
+    while (!logs().slice(mark).some(holds) && performance.now() - t0 < 3000) await sleep(5);
+    const held = performance.now() - t0;
+    const answers = [];
+    while (performance.now() - t0 < held + 1500) {
+      const r = await raw({ port: L.port, localAddress: `127.0.9.${answers.length + 1}`, steps: [{ delay: 100 }, { destroy: true }], timeout: 500 });
+      answers.push(text(r.main));
+    }
+    const lines = logs().slice(mark).map((l) => l.text.replace(/^.*?rexecd\[\d+\]: /, ''));
+    const dropped = answers.filter((a) => a === TRY_AGAIN).length;
+    results.earlyDrop = { heldAfterMs: held, probes: answers.length, dropped, lines: lines.filter((m) => m.startsWith('refused ')).slice(0, 10) };
+    row('defaults', `connections from other addresses while the attacker's first guesses wait out --fail-delay`, `${dropped}/${answers.length} got Try again. (${lines.filter((m) => /^refused 127\.0\.9\./.test(m))[0] ?? 'no refusal logged'})`, dropped === 0 && answers.length > 0);
+  } finally {
+    await h?.stop();
+    await L.stop();
+  }
+}
+
 // ------------------------------------------------------------------ 2. memory
 /** The Nth source of the fill: 127.1.0.0, 127.1.0.1, ... (65536 per /16, then 127.2...). */
 const sourceAddress = (i) => `127.${1 + Math.floor(i / 65536)}.${(i >> 8) & 255}.${i & 255}`;
@@ -458,6 +492,14 @@ async function badPort(port, from) {
   } catch (e) {
     return `error: ${e.message}`;
   }
+}
+
+/** fn(i) for i from `from` to `to` - 1, `parallel` at a time. */
+async function inParallel(from, to, parallel, fn) {
+  let next = from;
+  await Promise.all(Array.from({ length: parallel }, async () => {
+    while (next < to) await fn(next++);
+  }));
 }
 
 const answerName = (a) => (a === BAD_PORT ? 'Bad stderr port.' : a === TRY_AGAIN ? 'Try again.' : a.slice(0, 60));
@@ -500,13 +542,10 @@ async function fill(args, then) {
     tally(await badPort(L.port, sourceAddress(0)));
     finished();
     await sleep(20);
-    let next = 1;
-    await Promise.all(Array.from({ length: PARALLEL }, async () => {
-      while (next < n) {
-        tally(await badPort(L.port, sourceAddress(next++)));
-        finished();
-      }
-    }));
+    await inParallel(1, n, PARALLEL, async (i) => {
+      tally(await badPort(L.port, sourceAddress(i)));
+      finished();
+    });
     const seconds = (performance.now() - t0) / 1000;
     // The log lines of the last connections arrive a moment later.
     const isPenalty = (l) => / penalty for 127\.\d+\.\d+\.\d+\/32: refused for \d+ s/.test(l.text);
@@ -533,7 +572,18 @@ async function memoryPhase() {
     const outsiderAnswer = await badPort(L.port, outsider);
     const secondAnswer = await badPort(L.port, sourceAddress(1));
     const firstAnswer = await badPort(L.port, sourceAddress(0));
-    return { bound: { firstStillRefused, outsider, outsiderAnswer, secondAnswer, firstAnswer } };
+    // With the table full, what each new source costs (overflow:permissive: the
+    // soonest entry is forgotten for it): CHURN more sources, 127.(3+).x.y.
+    const CHURN = Math.min(2048, n);
+    const churnAnswers = {};
+    const cpu0 = cpuSeconds(L.pid);
+    const t0 = performance.now();
+    await inParallel(0, CHURN, 8, async (i) => {
+      const a = answerName(await badPort(L.port, `127.${3 + Math.floor(n / 65536)}.${(i >> 8) & 255}.${i & 255}`));
+      churnAnswers[a] = (churnAnswers[a] ?? 0) + 1;
+    });
+    const churn = { sources: CHURN, answers: churnAnswers, cpuMs: ((cpuSeconds(L.pid) - cpu0) * 1000) / CHURN, wallMs: (performance.now() - t0) / CHURN };
+    return { bound: { firstStillRefused, outsider, outsiderAnswer, secondAnswer, firstAnswer }, churn };
   });
   console.log(`memory: the same ${n} connections to rexecd --listen ${controlArgs.join(' ')} (no table: what the connections alone cost)`);
   const control = await fill(controlArgs);
@@ -546,6 +596,8 @@ async function memoryPhase() {
   row('memory', 'the table is full: the first source is still refused; one more evicts exactly it', `first ${said(f0)}; ${outsider} ${said(o)}; then second ${said(s1)}, first ${said(f1)}`, f0 === TRY_AGAIN && o === BAD_PORT && s1 === TRY_AGAIN && f1 === BAD_PORT);
   const cpu = (r) => `${r.chunks[0]?.cpuMs.toFixed(2)} ms → ${r.chunks.at(-1)?.cpuMs.toFixed(2)} ms`;
   row('memory', `listener CPU per source, first → last ${table.chunk}: with the table / without`, `${cpu(table)} / ${cpu(control)}`, undefined);
+  const c = table.churn;
+  row('memory', `table full: ${c.sources} more new sources, each evicting the soonest entry`, `${c.answers['Bad stderr port.'] ?? 0}/${c.sources} served; listener CPU ${c.cpuMs.toFixed(2)} ms a source (wall ${c.wallMs.toFixed(2)} ms, 8 at a time)`, undefined);
   const grew = (r) => r.after.listenerKiB - r.before.listenerKiB;
   const tableCost = grew(table) - grew(control);
   row('memory', 'listener VmRSS before → after: with the table / same connections without', `${mib(table.before.listenerKiB)} → ${mib(table.after.listenerKiB)} (+${mib(grew(table))}) / ${mib(control.before.listenerKiB)} → ${mib(control.after.listenerKiB)} (+${mib(grew(control))}): the table ≈ ${mib(tableCost)}, ${((tableCost * 1024) / n).toFixed(0)} bytes a source`, table.alive && control.alive && grew(table) < 128 * 1024);
@@ -555,7 +607,10 @@ async function memoryPhase() {
 // ------------------------------------------------------------------ run
 const T0 = performance.now();
 try {
-  if (PHASES.includes('defaults')) await attackPhase('defaults', []);
+  if (PHASES.includes('defaults')) {
+    await attackPhase('defaults', []);
+    await earlyDropPhase();
+  }
   if (PHASES.includes('off')) await attackPhase('off', LIMITS_OFF);
   if (PHASES.includes('memory')) await memoryPhase();
 } finally {
