@@ -3,34 +3,39 @@
 // listener's per-source limits at their defaults and turned off; a correct login
 // from another source meanwhile; and the listener's memory with the penalty table
 // full.  Private test world as in the tests (test/harness/world.mjs: the user exists
-// only inside a private mount namespace), loopback only, rexecd started with env -i.
+// only inside a private mount namespace), loopback only, rexecd started with env -i,
+// --auth shadow and otherwise its defaults (--fail-delay 2).  Not part of npm test.
 //
-//   npm run brute-force                      the full run (about 8 minutes)
-//   node scripts/brute-force.mjs --quick     a short run (about 2 minutes)
+//   npm run brute-force                      the full run (about 7 minutes)
+//   node scripts/brute-force.mjs --quick     a short run (under 2 minutes)
 //   options: --window SEC (attack window; full 120, quick 20)  --tasks N (hydra -t, 16)
 //            --baseline N (logins without the attack; full 15, quick 5)
 //            --sources N (memory: sources penalised = max-sources; full 65536, quick 4096)
 //            --phases defaults,off,memory  --wait-load X (wait up to 10 min for a
-//            1-minute load average below X first)  --json FILE
+//            1-minute load average below X first)  --json FILE (default: a temp file)
 //
 // 1. defaults / off: a listener with the default limits, then one with the limits
-//    off (--per-source-penalties no --per-source-max-startups none --max-startups
-//    65536).  Each: --baseline logins with the correct password from 127.0.0.2, one
-//    every 2 s, without an attack; then hydra from 127.0.0.1 with wrong passwords only
-//    for --window seconds while 127.0.0.2 logs in every 2 s.  Evaluated guesses are
-//    counted from rexecd's own log (`refused user "NAME" from 127.0.0.1: bad password`,
-//    one per password checked), never from hydra's claims (hydra takes a `\001Try
-//    again.` for a wrong password); hydra's connections and the answers it got
-//    (Try again. / Login incorrect.) come from its -d output.
+//    off (the harness's NO_SOURCE_LIMITS).  Each: --baseline logins with the correct
+//    password from 127.0.0.2, one every 2 s, without an attack; then hydra from
+//    127.0.0.1 with wrong passwords only for --window seconds while 127.0.0.2 logs in
+//    every 2 s.  Evaluated guesses are counted from rexecd's own log (`refused user
+//    "NAME" from 127.0.0.1: bad password`, one per password checked), never from
+//    hydra's claims (hydra takes a `\001Try again.` for a wrong password); hydra's
+//    connections and the answers it got (Try again. / Login incorrect.) come from its
+//    -d output.  With the defaults also: while the attacker's first guesses wait out
+//    --fail-delay, connections from other addresses (each from a new one): refused?
 // 2. memory: a listener with --per-source-penalties noauth:10m; N sources
 //    127.1.x.y each send a bad stderr port (a noauth penalty, so each is refused for
 //    10 minutes from then on); VmRSS of the listener (and with its idle workers)
-//    before and after; then, by behaviour, that the table holds exactly N: the first
-//    source is still refused, one new source evicts exactly the soonest entry.
+//    before and after, and the listener's CPU per source as the table fills; then, by
+//    behaviour, that the table holds exactly N (the first source is still refused, one
+//    new source evicts exactly the soonest entry), and what each further new source
+//    costs.  The same N connections to a listener without penalties are the control.
 //
-// hydra is installed on demand (apt-get install --no-install-recommends hydra: a
-// command-line tool, no service comes with it).  Needs root, openbsd-inetd and the
-// other packages of scripts/install-test-deps.sh, and a build (npm run build).
+// Exits non-zero when a check fails.  hydra is installed on demand (apt-get install
+// --no-install-recommends hydra: a command-line tool, no service comes with it).
+// Needs root, openbsd-inetd and the other packages of scripts/install-test-deps.sh,
+// and a build (npm run build).
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -86,7 +91,6 @@ const TARGET_PER_MINUTE = 20;
 const PROBE_EVERY_MS = 2000;
 const ATTACKER = '127.0.0.1';
 const PROBER = '127.0.0.2';
-const LIMITS_OFF = ['--per-source-penalties', 'no', '--per-source-max-startups', 'none', '--max-startups', '65536'];
 // Shadow, so that each checked password is one `bad password` line; every other
 // option is rexecd's default (--fail-delay 2, --timeout 60, --max-connections 64).
 const AUTH = ['--auth', 'shadow'];
@@ -611,7 +615,7 @@ try {
     await attackPhase('defaults', []);
     await earlyDropPhase();
   }
-  if (PHASES.includes('off')) await attackPhase('off', LIMITS_OFF);
+  if (PHASES.includes('off')) await attackPhase('off', NO_SOURCE_LIMITS);
   if (PHASES.includes('memory')) await memoryPhase();
 } finally {
   await cleanUp();
