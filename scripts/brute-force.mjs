@@ -333,7 +333,7 @@ async function probeLogins(port, { n = Infinity, until = () => false }) {
 
 const latency = (rs) => {
   const ms = rs.filter((r) => r.ok).map((r) => r.ms);
-  return { n: rs.length, ok: rs.filter((r) => r.ok).length, median: median(ms), max: ms.length ? Math.max(...ms) : NaN, failures: rs.filter((r) => !r.ok).map((r) => r.answer) };
+  return { n: rs.length, ok: rs.filter((r) => r.ok).length, median: median(ms), max: ms.length ? Math.max(...ms) : NaN, failures: rs.filter((r) => !r.ok).map((r) => r.answer), ms: rs.map((r) => Math.round(r.ms)) };
 };
 
 const rows = [];
