@@ -82,7 +82,9 @@ export interface PenaltyOptions {
 export const DEFAULT_PENALTIES: PenaltyOptions = Object.freeze({ authfail: 5, noauth: 1, graceExceeded: 10, min: 15, max: 600, maxSources: 65536, overflow: 'permissive' });
 export const DEFAULT_SOURCE_LIMITS: SourceLimitOptions = Object.freeze({
   maxStartups: Object.freeze({ start: 10, rate: 30, full: 100 }),
-  perSourceMaxStartups: 10,
+  // Below --max-startups' start: one source alone never sets off the random early
+  // drop that every other source would suffer.
+  perSourceMaxStartups: 8,
   netBlockSize: Object.freeze({ v4: 32, v6: 64 }),
   penalties: DEFAULT_PENALTIES,
   exempt: Object.freeze([]),
@@ -121,7 +123,7 @@ or listens itself with --listen.
                            FULL (default: 10:30:100, as sshd's MaxStartups)
   --per-source-max-startups N|none
                            listener: unauthenticated connections one source
-                           may hold (default: 10)
+                           may hold (default: 8)
   --per-source-net-block-size V4[:V6]
                            listener: prefix lengths that make one source
                            (default: 32:64)

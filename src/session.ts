@@ -37,7 +37,10 @@ export interface SessionContext {
   readonly log: Log;
   /** Chosen lazily: a request refused before authentication never loads libpam. */
   readonly authenticator: () => Authenticator;
-  /** Told the outcome just before the process ends or execs (a pool worker tells its listener). */
+  /**
+   * Told the outcome as soon as it is known, and before the client hears it (a
+   * pool worker tells its listener); only the first call counts.
+   */
   readonly report?: (outcome: Outcome) => void;
 }
 
@@ -120,6 +123,9 @@ export function serveRequest(conn: Connection, request: ReadRequest, ctx: Sessio
     // given --fail-delay after authentication started, whatever the reason.
     const authStart = performance.now();
     const refuseLogin = (reason: string): never => {
+      // The listener hears it now, not after the delay: the penalty counts against
+      // the source's next connections at once, and this one no longer holds a slot.
+      ctx.report?.('refused');
       sleepUntil(authStart + options.failDelay * 1000);
       return end(conn, ctx, 'refused', Diagnostic.loginIncorrect, 'auth', `refused ${who}: ${reason}`);
     };

@@ -45,10 +45,96 @@ export interface Source {
 }
 
 interface Penalty {
-  /** When it runs out, in seconds (the clock passed in). */
+  /** When it runs out, in seconds (the clock passed in); change it only with PenaltyTable.put. */
   expiry: number;
   active: boolean;
   reason: string;
+}
+
+/**
+ * The penalties of one address family: by source, and by expiry in a binary heap
+ * (entries made stale by an extension are skipped when they surface, and the heap
+ * is rebuilt when they outnumber the live ones), so that expiring and evicting cost
+ * log(n), not a scan of up to max-sources entries on every penalty.
+ */
+class PenaltyTable {
+  private readonly bySource = new Map<string, Penalty>();
+  private heap: { readonly expiry: number; readonly block: string }[] = [];
+
+  get size(): number {
+    return this.bySource.size;
+  }
+
+  get(block: string): Penalty | undefined {
+    return this.bySource.get(block);
+  }
+
+  /** A new penalty, or a changed expiry of one already here. */
+  put(block: string, penalty: Penalty): void {
+    this.bySource.set(block, penalty);
+    this.push({ expiry: penalty.expiry, block });
+    if (this.heap.length > 2 * this.bySource.size + 64) this.rebuild();
+  }
+
+  /** Forget the penalties that have run out by `now`. */
+  expire(now: number): void {
+    while (this.heap.length > 0 && (this.stale(this.heap[0]!) || this.heap[0]!.expiry < now)) this.forgetTop();
+  }
+
+  /** Forget the live penalty that runs out soonest. */
+  forgetSoonest(): void {
+    while (this.heap.length > 0) {
+      const top = this.heap[0]!;
+      const live = !this.stale(top);
+      this.forgetTop();
+      if (live) return;
+    }
+  }
+
+  private stale(e: { expiry: number; block: string }): boolean {
+    return this.bySource.get(e.block)?.expiry !== e.expiry;
+  }
+
+  private forgetTop(): void {
+    const top = this.pop()!;
+    if (!this.stale(top)) this.bySource.delete(top.block);
+  }
+
+  private rebuild(): void {
+    this.heap = [];
+    for (const [block, p] of this.bySource) this.push({ expiry: p.expiry, block });
+  }
+
+  private push(e: { expiry: number; block: string }): void {
+    const h = this.heap;
+    h.push(e);
+    for (let i = h.length - 1; i > 0; ) {
+      const parent = (i - 1) >> 1;
+      if (h[parent]!.expiry <= h[i]!.expiry) break;
+      [h[parent], h[i]] = [h[i]!, h[parent]!];
+      i = parent;
+    }
+  }
+
+  private pop(): { expiry: number; block: string } | undefined {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length > 0 && last) {
+      h[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && h[l]!.expiry < h[m]!.expiry) m = l;
+        if (r < h.length && h[r]!.expiry < h[m]!.expiry) m = r;
+        if (m === i) break;
+        [h[m], h[i]] = [h[i]!, h[m]!];
+        i = m;
+      }
+    }
+    return top;
+  }
 }
 
 export type PenaltyChange = { readonly kind: 'new' | 'activated' | 'extended'; readonly seconds: number; readonly active: boolean } | undefined;
@@ -56,7 +142,7 @@ export type PenaltyChange = { readonly kind: 'new' | 'activated' | 'extended'; r
 export class SourceLimits {
   private readonly unauthenticated = new Map<string, number>();
   private total = 0;
-  private readonly tables: Record<4 | 6, Map<string, Penalty>> = { 4: new Map(), 6: new Map() };
+  private readonly tables: Record<4 | 6, PenaltyTable> = { 4: new PenaltyTable(), 6: new PenaltyTable() };
   private readonly exemptList = new BlockList();
 
   constructor(
@@ -141,19 +227,20 @@ export class SourceLimits {
     if (secs <= 0) return undefined;
     const now = this.now();
     const table = this.tables[source.family];
-    this.expire(table, now);
+    table.expire(now);
     const reason = REASONS[event];
     const existing = table.get(source.block);
     if (!existing) {
       if (table.size >= p.maxSources && p.overflow === 'deny-all') return undefined;
       const penalty: Penalty = { expiry: now + Math.min(secs, p.max), active: secs > p.min, reason };
-      table.set(source.block, penalty);
+      table.put(source.block, penalty);
       // Permissive overflow: forget the penalties that would run out soonest.
-      while (table.size > p.maxSources) this.forgetSoonest(table);
+      while (table.size > p.maxSources) table.forgetSoonest();
       return { kind: 'new', seconds: penalty.expiry - now, active: penalty.active };
     }
     existing.expiry = Math.min(existing.expiry + secs, now + p.max);
     existing.reason = reason;
+    table.put(source.block, existing);
     if (!existing.active && existing.expiry - now > p.min) {
       existing.active = true;
       return { kind: 'activated', seconds: existing.expiry - now, active: true };
@@ -166,21 +253,6 @@ export class SourceLimits {
     return this.tables[4].size + this.tables[6].size;
   }
 
-  private expire(table: Map<string, Penalty>, now: number): void {
-    for (const [block, penalty] of table) if (penalty.expiry < now) table.delete(block);
-  }
-
-  private forgetSoonest(table: Map<string, Penalty>): void {
-    let soonest: string | undefined;
-    let at = Infinity;
-    for (const [block, penalty] of table) {
-      if (penalty.expiry < at) {
-        at = penalty.expiry;
-        soonest = block;
-      }
-    }
-    if (soonest !== undefined) table.delete(soonest);
-  }
 }
 
 /** The address's bytes: 4 for IPv4 (IPv4-mapped IPv6 included), 16 for IPv6. */

@@ -22,7 +22,10 @@ import { OUTCOME_BYTES, sayReady } from './pool';
 
 export function serveAsWorker(ipc: number, options: Options): never {
   const log = openLog();
+  let reported = false;
   const report = (outcome: Outcome): void => {
+    if (reported) return; // one login, one outcome
+    reported = true;
     try {
       sendNow(ipc, Buffer.from([OUTCOME_BYTES[outcome]]));
     } catch {
