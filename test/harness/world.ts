@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { NODE, REXECD, ROOT } from './paths';
-import { exited, pidOf } from './processes';
+import { childPids, exited, pidOf } from './processes';
 import { sleep, waitFor } from './wait';
 import { SyslogSink, type LogLine } from './syslog-sink';
 
@@ -246,8 +246,18 @@ exec /usr/sbin/inetd -i -R 100000 ${dir}/inetd.conf`;
         ms,
       ),
     async stop() {
+      // What inetd started and left running (a "wait" service's listener waits for
+      // its idle exit, sessions): stopped with it, so nothing outlives the world.
+      const leftOver = childPids(pidOf(inetd));
       inetd.kill('SIGTERM');
       await exited(inetd);
+      for (const pid of leftOver) {
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          // gone meanwhile
+        }
+      }
       sink?.close();
       rmSync(dir, { recursive: true, force: true });
     },
