@@ -41,7 +41,8 @@
 #
 # Why symlinks and a #! line and not a wrapper script: every connection under inetd
 # pays for every exec before node.  A symlink costs nothing, `#!/usr/bin/env node`
-# one more exec and a PATH search, a shell wrapper a shell (README, "Installing").
+# one more exec and a PATH search, a shell wrapper a shell (docs/install.md,
+# "scripts/install.sh", has the measurements).
 #
 # Every file and directory made is listed in PREFIX/lib/rexecd/install-manifest;
 # --uninstall removes those (a system config file changed since is kept, and said).

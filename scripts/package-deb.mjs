@@ -14,8 +14,9 @@
 //   update-inetd, disabled on remove, removed on purge
 //
 // The single executable, not a dependency on a node: Debian 12's nodejs is 18, and
-// rexecd needs >= 20 (README, "The Debian package", has the measurements).  Then
-// lintian: any error fails the build; warnings are printed (the README explains each).
+// rexecd needs >= 20 (docs/install.md, "The Debian package", has the measurements).
+// Then lintian: any error fails the build; warnings are printed (docs/install.md
+// explains each).
 //
 //   node scripts/package-deb.mjs [--out DIR] [--node PATH] [--node-license FILE] [--fast]
 //     --out           where the .deb goes (default dist)

@@ -93,8 +93,9 @@ export const DEFAULT_SOURCE_LIMITS: SourceLimitOptions = Object.freeze({
 export { UsageError };
 
 export const USAGE = `usage: rexecd [options]
-Serves one rexec connection on fd 0 (inetd, xinetd, systemd Accept=yes),
-or listens itself with --listen.
+Serves the connection a launcher hands it (inetd, xinetd "nowait", systemd
+Accept=yes), or as a listener the listening socket (inetd, xinetd "wait",
+systemd Accept=no), or listens itself with --listen.  See rexecd(8).
 
   --auth pam|shadow        how passwords are checked (default: pam when libpam
                            loads, else shadow)
@@ -135,7 +136,9 @@ or listens itself with --listen.
   --per-source-penalty-exempt-list ADDR[/BITS],...
                            listener: sources no limit applies to
   -h, --help               show this help
-  -V, --version            show the version
+  -V, --version            show the version and whether the code cache is used
+  --build-code-cache       write the code cache beside the program, and exit
+                           (alone; after upgrading Node.js)
 `;
 
 const spec = {
