@@ -27,7 +27,7 @@
 #   PREFIX/sbin/rexecd -> ../lib/rexecd/rexecd.cjs    what inetd.conf names
 #   PREFIX/bin/rexec   -> ../lib/rexecd/rexec.cjs
 #   PREFIX/share/man/man8/rexecd.8.gz, man1/rexec.1.gz
-#   PREFIX/share/doc/rexecd/README.md and examples/ (every shipped configuration,
+#   PREFIX/share/doc/rexecd/README.md, docs/*.md and examples/ (every shipped configuration,
 #            naming PREFIX/sbin/rexecd)
 # --sea: the single executable (npm run build:sea) instead of the loader, bundle,
 #   cache and client: PREFIX/lib/rexecd/rexecd, carrying all four, needs no node;
@@ -208,6 +208,10 @@ for page in man/rexecd.8 man/rexec.1; do
 	put_text 644 "$PREFIX/share/man/man${page##*.}/$(basename "$page").gz" < <(gzip -9n < "$ROOT/$page")
 done
 put 644 "$ROOT/README.md" "$PREFIX/share/doc/rexecd/README.md"
+# The README's links point into docs/: they go beside it.
+for doc in "$ROOT"/docs/*.md; do
+	put 644 "$doc" "$PREFIX/share/doc/rexecd/docs/$(basename "$doc")"
+done
 for entry in "${CONFIGS[@]}"; do
 	read -r source system <<<"$entry"
 	[ -f "$ROOT/$source" ] || continue # not every checkout has every launcher's file

@@ -61,6 +61,8 @@ describe('install.sh into a staging root (DESTDIR, PREFIX=/usr, --system-config)
       'f usr/share/man/man8/rexecd.8.gz',
       'f usr/share/man/man1/rexec.1.gz',
       'f usr/share/doc/rexecd/README.md',
+      // The README's links point into docs/.
+      ...readdirSync(join(ROOT, 'docs')).filter((d) => d.endsWith('.md')).map((d) => `f usr/share/doc/rexecd/docs/${d}`),
       ...shippedConfigs().map((c) => `f usr/${exampleOf(c)}`),
     ];
     for (const f of expected) assert.ok(have.has(f), `missing ${f}; have:\n${files.join('\n')}`);
@@ -99,7 +101,7 @@ describe('install.sh into a staging root (DESTDIR, PREFIX=/usr, --system-config)
   });
 
   test('every installed configuration names /usr/sbin/rexecd, nothing of the checkout', () => {
-    const texts = files.filter((f) => f.startsWith('f ') && !/\.(gz|node|js|cjs)$|install-manifest$|README\.md$/.test(f)).map((f) => f.slice(2));
+    const texts = files.filter((f) => f.startsWith('f ') && !/\.(gz|node|js|cjs)$|install-manifest$|\.md$/.test(f)).map((f) => f.slice(2));
     assert.ok(texts.length >= shippedConfigs().length);
     for (const f of texts) assert.doesNotMatch(readFileSync(join(stage, f), 'utf8'), CHECKOUT, f);
     const inetd = readFileSync(join(stage, 'usr', exampleOf('inetd.conf.example')), 'utf8');
