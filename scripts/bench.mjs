@@ -240,9 +240,11 @@ try {
   };
 
   // ---------------------------------------------------------------- the pool's memory
-  note('memory of the pool listener and its idle workers, part by part (smaps_rollup)');
+  // Right after a run of logins the pool keeps extra workers ready; at the end of
+  // the benchmark (minutes later) it is back to --spare.
+  note('memory of the pool listener and its idle workers, part by part (smaps_rollup), after the logins');
   await sleep(2000); // the pool refills after the last login
-  results.poolMemory = poolMemory(P.pool);
+  results.poolMemoryBusy = poolMemory(P.pool);
 
   // ---------------------------------------------------------------- connections per second
   note(`throughput: ${CFG.burstRounds} × bursts of ${CFG.burst} connections, ${CONCURRENCY} at a time (at most ${CFG.burstSeconds} s each)`);
@@ -332,6 +334,9 @@ try {
   // The standalone listener with its pool of pre-started per-connection processes:
   // latency beside C under inetd, and what idle connections cost it.
   results.listen = await listenBench(world, P.c, OURS === 'oursPam');
+
+  note('memory of the pool at rest (no login for the last minutes)');
+  results.poolMemory = poolMemory(P.pool);
 
   results.finished = new Date().toISOString();
   results.loadavgEnd = loadavg();
@@ -665,6 +670,9 @@ function table(r) {
   row('env -i node -e 0: latency (ms)', L.nodeE0.median, undefined);
   row('env -i node -e 0: CPU (ms)', L.nodeE0CpuMs.median, undefined);
   row('env -i node -e 0: peak RSS (KiB)', L.nodeE0MaxrssKiB.median, undefined, 0);
+  const busy = r.poolMemoryBusy;
+  row(`pool after the logins: ${busy.workers.length} idle workers + listener, RSS / PSS / USS (KiB)`, busy.total.rssKiB, undefined, 0);
+  rows[rows.length - 1][1] = `${busy.total.rssKiB.toLocaleString('en-US')} / ${busy.total.pssKiB.toLocaleString('en-US')} / ${busy.total.ussKiB.toLocaleString('en-US')}`;
   const M = r.poolMemory;
   row('pool at rest: listener RSS / PSS / USS (KiB)', M.listener.rssKiB, undefined, 0);
   rows[rows.length - 1][1] = `${M.listener.rssKiB.toLocaleString('en-US')} / ${M.listener.pssKiB.toLocaleString('en-US')} / ${M.listener.ussKiB.toLocaleString('en-US')}`;
