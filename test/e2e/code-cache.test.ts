@@ -47,10 +47,11 @@ function plantCache(nodeVersion?: string): void {
     const { Script } = require('node:vm');
     const v8 = require('node:v8');
     v8.setFlagsFromString('--no-lazy');
-    const script = new Script(process.argv[1], { filename: 'planted.js' });
+    const script = new Script(require('node:fs').readFileSync(0, 'utf8'), { filename: 'planted.js' });
     v8.setFlagsFromString('--lazy');
     process.stdout.write(script.createCachedData().toString('base64'));`;
-  const data = Buffer.from(execFileSync(NODE, ['-e', make, source], { env: {}, maxBuffer: 1 << 26 }).toString(), 'base64');
+  // The source on stdin: as long as the bundle, it is too long for one argument.
+  const data = Buffer.from(execFileSync(NODE, ['-e', make], { env: {}, input: source, maxBuffer: 1 << 26 }).toString(), 'base64');
   rmSync(cache(), { force: true }); // a new file, root's, whoever owned the last one
   writeFileSync(cache(), Buffer.concat([Buffer.from(header(nodeVersion)), data]), { mode: 0o644 });
   chmodSync(cache(), 0o644);
