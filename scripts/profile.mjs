@@ -142,7 +142,8 @@ try {
 } finally {
   clearInterval(drain);
   await world.stop();
-  rmSync(out, { recursive: true, force: true });
+  // The listener writes its own timeline as it exits, after the world stopped it.
+  rmSync(out, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 }
 
 /** The functions with the most self time over all profiles, ms per connection. */
