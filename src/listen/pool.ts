@@ -9,10 +9,13 @@
  * succession, starts more while complete requests wait for one (a burst), lets
  * the extra ones go when they have idled a while, and
  * replaces a worker that has waited longer than MAX_AGE_MS (so that edits of
- * /etc/pam.d, read by pam_start, are seen).  A spare worker starts at the lowest
- * CPU priority and gets the normal one when it is handed a connection, so that
- * starting a replacement never competes with a login in progress; one that a
- * request is already waiting for starts (or is raised) at the normal priority.
+ * /etc/pam.d, read by pam_start, are seen).  Starting a replacement must not
+ * compete with a login in progress: it starts once the login it replaces has been
+ * decided (the worker's outcome arrived, just before its exec), at the lowest CPU
+ * priority, and gets the normal one when it is handed a connection.  (Started at
+ * the handoff instead, at nice 19, the Node start on the other core still cost the
+ * login ~1 ms with the SHA-512 user: docs/benchmark.md.)  A worker that a request
+ * is already waiting for starts at once (or is raised) at the normal priority.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
@@ -51,6 +54,8 @@ export interface PoolWorker {
   readonly fd: number;
   readonly started: number;
   state: 'starting' | 'ready' | 'serving';
+  /** Serving, and its login decided (its outcome arrived): its replacement may start. */
+  decided?: boolean;
   /** The client it serves (for the outcome's penalty), once serving. */
   peer?: string;
 }
@@ -94,6 +99,12 @@ export class Pool {
     return n;
   }
 
+  private deciding(): number {
+    let n = 0;
+    for (const w of this.workers) if (w.state === 'serving' && !w.decided) n++;
+    return n;
+  }
+
   /** Workers to keep ready: `spare`, and more while logins come in quick succession. */
   private readyTarget(): number {
     const since = performance.now() - DEMAND_WINDOW_MS;
@@ -112,7 +123,10 @@ export class Pool {
     // the lowest priority it would be, exactly when the machine is busiest.
     const nice = waiting > 0 ? SERVING_PRIORITY : STARTING_PRIORITY;
     if (waiting > 0) for (const w of this.workers) if (w.state === 'starting' && w.child.pid !== undefined) setNice(w.child.pid, nice);
-    while (this.count('ready') + this.count('starting') < this.wanted && this.count('starting') < MAX_STARTING) this.start(nice);
+    // A login being decided keeps the machine to itself: the worker that replaces
+    // it starts once its outcome has arrived (nobody waits for one meanwhile).
+    const deciding = waiting > 0 ? 0 : this.deciding();
+    while (this.count('ready') + this.count('starting') + deciding < this.wanted && this.count('starting') < MAX_STARTING) this.start(nice);
   }
 
   private start(nice: number): void {
@@ -167,12 +181,17 @@ export class Pool {
       return;
     }
     const outcome = n === 1 ? OUTCOMES.get(byte[0]!) : undefined;
-    if (outcome && worker.state === 'serving') return this.events.outcome(worker, outcome);
+    if (outcome && worker.state === 'serving') {
+      worker.decided = true;
+      this.events.outcome(worker, outcome);
+      return this.fill();
+    }
     // EOF (the worker exec'd or exited) or nonsense: stop listening to it.
     this.workers.delete(worker);
     close(worker.fd);
     if (worker.state === 'starting') worker.child.kill('SIGKILL');
     this.events.changed();
+    if (worker.state === 'serving') this.fill(); // its replacement, if it waited for this
   }
 
   /** Take a ready worker (the youngest: the oldest ones age out), at the normal priority. */
