@@ -383,7 +383,15 @@ async function listenBench(world, cPort, pam) {
       }
     }
     const tree = () => [child.pid, ...descendants(child.pid).map((p) => p.pid)];
-    const rssOf = (pids) => pids.reduce((a, pid) => a + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0), 0);
+    // A worker or session may end between the listing and the read: it counts 0.
+    const vmRss = (pid) => {
+      try {
+        return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+      } catch {
+        return 0;
+      }
+    };
+    const rssOf = (pids) => pids.reduce((a, pid) => a + vmRss(pid), 0);
     const before = rssOf(tree());
     const listenerBefore = rssOf([child.pid]);
     const { connect } = await import('node:net');
@@ -571,7 +579,15 @@ function poolMemory(port) {
   const listener = descendants(world.inetdPid).find((p) => p.ppid === world.inetdPid && cmdline(p.pid).includes('--per-source-penalties\0no'));
   if (!listener) throw new Error(`no pool listener for port ${port} under inetd`);
   const workers = descendants(listener.pid).filter((p) => p.ppid === listener.pid);
-  const parts = { listener: memoryOf(listener.pid), workers: workers.map((w) => memoryOf(w.pid)) };
+  // A worker may be let go between the listing and the read (an extra one idle too long).
+  const present = (pid) => {
+    try {
+      return [memoryOf(pid)];
+    } catch {
+      return [];
+    }
+  };
+  const parts = { listener: memoryOf(listener.pid), workers: workers.flatMap((w) => present(w.pid)) };
   const sum = (key) => parts.listener[key] + parts.workers.reduce((a, w) => a + w[key], 0);
   return {
     how: '/proc/PID/smaps_rollup of the pool listener (inetd "wait") and of each idle worker: Rss, Pss, Private_Clean+Private_Dirty (USS), Anonymous',
