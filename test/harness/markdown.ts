@@ -77,3 +77,13 @@ export function brokenLinks(file: string, root: string): string[] {
   }
   return problems;
 }
+
+/** The section numbers of docs/protocol.md: "## 2 One connection…" gives 2, "### 2.1 …" gives 2.1. */
+export function sectionNumbers(markdown: string): Set<string> {
+  return new Set([...prose(markdown).matchAll(/^#{2,6}\s+(\d+(?:\.\d+)*)\s/gm)].map((m) => m[1]!));
+}
+
+/** Every "§N" or "§N.M" in a text, with its line (1-based): the citations of protocol.md. */
+export function sectionCitations(text: string): { section: string; line: number }[] {
+  return text.split('\n').flatMap((line, i) => [...line.matchAll(/§\s?(\d+(?:\.\d+)*)/g)].map((m) => ({ section: m[1]!, line: i + 1 })));
+}
