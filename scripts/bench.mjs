@@ -23,6 +23,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { harness } from './compile-tests.mjs';
+import { preflight } from './preflight.mjs';
 
 const { startWorld } = harness('world');
 const { REXECD, NODE, ROOT } = harness('paths');
@@ -37,21 +38,13 @@ const { values: opt } = parseArgs({
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
-if (opt.help) {
-  console.log('usage: node scripts/bench.mjs [--quick] [--json FILE] [--entry dist/FILE]');
-  process.exit(0);
-}
-if (process.getuid() !== 0) {
-  console.error('bench: must run as root (private mount namespace, inetd, becoming the test users)');
-  process.exit(1);
-}
 const ENTRY = resolve(ROOT, opt.entry ?? REXECD);
-for (const f of ['/usr/sbin/inetd', '/usr/sbin/in.rexecd', ENTRY]) {
-  if (!existsSync(f)) {
-    console.error(`bench: ${f} is missing (run scripts/install-test-deps.sh, and npm run build)`);
-    process.exit(1);
-  }
-}
+preflight('bench', {
+  help: opt.help,
+  usage: 'node scripts/bench.mjs [--quick] [--json FILE] [--entry dist/FILE]',
+  why: 'private mount namespace, inetd, becoming the test users',
+  files: ['/usr/sbin/inetd', '/usr/sbin/in.rexecd', ENTRY],
+});
 
 const QUICK = opt.quick;
 const IDLE = QUICK ? 200 : 1000;

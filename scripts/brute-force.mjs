@@ -45,6 +45,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { harness } from './compile-tests.mjs';
+import { preflight } from './preflight.mjs';
 
 const { startWorld, freePort } = harness('world');
 const { REXECD, NODE } = harness('paths');
@@ -64,20 +65,12 @@ const { values: opt } = parseArgs({
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
-if (opt.help) {
-  console.log('usage: node scripts/brute-force.mjs [--quick] [--window SEC] [--tasks N] [--baseline N] [--sources N] [--phases defaults,off,memory] [--wait-load X] [--json FILE]');
-  process.exit(0);
-}
-if (process.getuid() !== 0) {
-  console.error('brute-force: must run as root (private mount namespace, installing hydra, becoming the test user)');
-  process.exit(1);
-}
-for (const f of ['/usr/sbin/inetd', REXECD]) {
-  if (!existsSync(f)) {
-    console.error(`brute-force: ${f} is missing (run scripts/install-test-deps.sh, and npm run build)`);
-    process.exit(1);
-  }
-}
+preflight('brute-force', {
+  help: opt.help,
+  usage: 'node scripts/brute-force.mjs [--quick] [--window SEC] [--tasks N] [--baseline N] [--sources N] [--phases defaults,off,memory] [--wait-load X] [--json FILE]',
+  why: 'private mount namespace, installing hydra, becoming the test user',
+  files: ['/usr/sbin/inetd', REXECD],
+});
 const count = (name, full, quick, max) => {
   const v = opt[name] === undefined ? (opt.quick ? quick : full) : Number(opt[name]);
   if (!Number.isInteger(v) || v < 1 || v > max) throw new Error(`--${name}: ${opt[name]} is not a whole number from 1 to ${max}`);

@@ -16,18 +16,16 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { harness } from './compile-tests.mjs';
+import { preflight } from './preflight.mjs';
 
 const { startWorld } = harness('world');
 const { NODE, REXECD, ROOT } = harness('paths');
 const { clientPath } = harness('clients');
 const { NO_SOURCE_LIMITS } = harness('launchers');
 
-const { values: opt } = parseArgs({ options: { logins: { type: 'string', default: '20' }, cpu: { type: 'boolean', default: false }, json: { type: 'string' } } });
+const { values: opt } = parseArgs({ options: { logins: { type: 'string', default: '20' }, cpu: { type: 'boolean', default: false }, json: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } } });
 const LOGINS = Number(opt.logins);
-if (process.getuid() !== 0) {
-  console.error('profile: must run as root (private mount namespace, inetd, becoming the test users)');
-  process.exit(1);
-}
+preflight('profile', { help: opt.help, usage: 'node scripts/profile.mjs [--logins N] [--cpu] [--json FILE]', why: 'private mount namespace, inetd, becoming the test users', files: ['/usr/sbin/inetd', REXECD] });
 
 // The preload writes where it was copied: workers start with an empty environment.
 const out = mkdtempSync(join(tmpdir(), 'rexecd-profile-'));

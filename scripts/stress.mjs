@@ -20,10 +20,11 @@
 // Needs root and the packages of scripts/install-test-deps.sh.
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
 import { harness } from './compile-tests.mjs';
+import { preflight } from './preflight.mjs';
 
 const { startWorld, freePort } = harness('world');
 const { REXECD, NODE } = harness('paths');
@@ -43,20 +44,12 @@ const { values: opt } = parseArgs({
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
-if (opt.help) {
-  console.log('usage: node scripts/stress.mjs [--quick] [--idle N] [--idle-rate N] [--streams N] [--mib N] [--logins N] [--max-connections N] [--phases LIST] [--json FILE]');
-  process.exit(0);
-}
-if (process.getuid() !== 0) {
-  console.error('stress: must run as root (private mount namespace, inetd, becoming the test user)');
-  process.exit(1);
-}
-for (const f of ['/usr/sbin/inetd', REXECD]) {
-  if (!existsSync(f)) {
-    console.error(`stress: ${f} is missing (run scripts/install-test-deps.sh, and npm run build)`);
-    process.exit(1);
-  }
-}
+preflight('stress', {
+  help: opt.help,
+  usage: 'node scripts/stress.mjs [--quick] [--idle N] [--idle-rate N] [--streams N] [--mib N] [--logins N] [--max-connections N] [--phases LIST] [--json FILE]',
+  why: 'private mount namespace, inetd, becoming the test user',
+  files: ['/usr/sbin/inetd', REXECD],
+});
 const count = (name, full, quick) => {
   const v = opt[name] === undefined ? (opt.quick ? quick : full) : Number(opt[name]);
   if (!Number.isInteger(v) || v < 1 || v > 100_000) throw new Error(`--${name}: ${opt[name]} is not a count from 1 to 100000`);
