@@ -317,7 +317,7 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
   const dispatch = (): void => {
     while (complete.length > 0) {
       const c = complete[0]!;
-      const worker = pool.take(c.peer.address);
+      const worker = pool.take();
       if (!worker) break;
       complete.shift();
       handOver(c, worker);

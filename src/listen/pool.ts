@@ -53,12 +53,14 @@ export interface PoolWorker {
   /** Our end of the worker's socket. */
   readonly fd: number;
   readonly started: number;
-  state: 'starting' | 'ready' | 'serving';
-  /** Serving, and its login decided (its outcome arrived): its replacement may start. */
-  decided?: boolean;
-  /** The client it serves (for the outcome's penalty), once serving. */
-  peer?: string;
+  /**
+   * starting → ready → serving (handed a connection) → decided (its login's outcome
+   * arrived: its replacement may start); a serving or decided worker is a session.
+   */
+  state: 'starting' | 'ready' | 'serving' | 'decided';
 }
+
+const isSession = (w: PoolWorker): boolean => w.state === 'serving' || w.state === 'decided';
 
 /** The byte a worker sends for each outcome of its login (worker.ts writes them). */
 export const OUTCOME_BYTES: Record<Outcome, number> = { login: 0x4c, refused: 0x52, invalid: 0x49, timeout: 0x54, gone: 0x47, error: 0x45 };
@@ -99,12 +101,6 @@ export class Pool {
     return n;
   }
 
-  private deciding(): number {
-    let n = 0;
-    for (const w of this.workers) if (w.state === 'serving' && !w.decided) n++;
-    return n;
-  }
-
   /** Workers to keep ready: `spare`, and more while logins come in quick succession. */
   private readyTarget(): number {
     const since = performance.now() - DEMAND_WINDOW_MS;
@@ -125,7 +121,7 @@ export class Pool {
     if (waiting > 0) for (const w of this.workers) if (w.state === 'starting' && w.child.pid !== undefined) setNice(w.child.pid, nice);
     // A login being decided keeps the machine to itself: the worker that replaces
     // it starts once its outcome has arrived (nobody waits for one meanwhile).
-    const deciding = waiting > 0 ? 0 : this.deciding();
+    const deciding = waiting > 0 ? 0 : this.count('serving');
     while (this.count('ready') + this.count('starting') + deciding < this.wanted && this.count('starting') < MAX_STARTING) this.start(nice);
   }
 
@@ -144,7 +140,7 @@ export class Pool {
 
   /** A worker's process is gone: as a session that ended, or as a worker lost. */
   private gone(worker: PoolWorker, how: string): void {
-    if (worker.state === 'serving') {
+    if (isSession(worker)) {
       // Its outcome may still wait in the socket: the exit can be seen first.
       if (this.workers.has(worker)) this.readable(worker);
       return this.events.sessionEnded(worker);
@@ -182,7 +178,7 @@ export class Pool {
     }
     const outcome = n === 1 ? OUTCOMES.get(byte[0]!) : undefined;
     if (outcome && worker.state === 'serving') {
-      worker.decided = true;
+      worker.state = 'decided';
       this.events.outcome(worker, outcome);
       return this.fill();
     }
@@ -191,16 +187,15 @@ export class Pool {
     close(worker.fd);
     if (worker.state === 'starting') worker.child.kill('SIGKILL');
     this.events.changed();
-    if (worker.state === 'serving') this.fill(); // its replacement, if it waited for this
+    if (isSession(worker)) this.fill(); // its replacement, if it waited for this
   }
 
   /** Take a ready worker (the youngest: the oldest ones age out), at the normal priority. */
-  take(peer: string): PoolWorker | undefined {
+  take(): PoolWorker | undefined {
     let best: PoolWorker | undefined;
     for (const w of this.workers) if (w.state === 'ready' && (!best || w.started > best.started)) best = w;
     if (!best) return undefined;
     best.state = 'serving';
-    best.peer = peer;
     this.takes.push(performance.now());
     if (this.takes.length > TAKES_KEPT) this.takes.shift();
     if (best.child.pid !== undefined) setNice(best.child.pid, SERVING_PRIORITY);
@@ -235,7 +230,7 @@ export class Pool {
     this.stopping = true;
     const waiting: Promise<void>[] = [];
     for (const w of this.workers) {
-      if (w.state === 'serving') continue;
+      if (isSession(w)) continue;
       this.workers.delete(w);
       close(w.fd);
       const gone = w.child.exitCode !== null || w.child.signalCode !== null;
