@@ -7,7 +7,7 @@
 // A policy-rc.d that refuses every start keeps packages from starting services.
 //
 // Downloaded packages and apt's lists are kept between runs in TEST_CACHE/root-apt.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
