@@ -122,12 +122,12 @@ export function serveRequest(conn: Connection, request: ReadRequest, ctx: Sessio
     // 7. Authentication, then the account policy; one answer for every refusal,
     // given --fail-delay after authentication started, whatever the reason.
     const authStart = performance.now();
-    const refuseLogin = (reason: string): never => {
+    const refuseLogin = (facility: 'auth' | 'daemon', why: string): never => {
       // The listener hears it now, not after the delay: the penalty counts against
       // the source's next connections at once, and this one no longer holds a slot.
       ctx.report?.('refused');
       sleepUntil(authStart + options.failDelay * 1000);
-      return end(conn, ctx, 'refused', Diagnostic.loginIncorrect, 'auth', `refused ${who}: ${reason}`);
+      return end(conn, ctx, 'refused', Diagnostic.loginIncorrect, facility, why);
     };
     let result;
     try {
@@ -135,16 +135,18 @@ export function serveRequest(conn: Connection, request: ReadRequest, ctx: Sessio
     } finally {
       request.password.fill(0);
     }
-    if (!result.ok) return refuseLogin(result.reason);
+    if (!result.ok) return refuseLogin('auth', `refused ${who}: ${result.reason}`);
     const { account, session } = result;
     const policy = policyRefusal(account, options);
     if (policy !== undefined) {
       session.end();
-      return refuseLogin(policy);
+      return refuseLogin('auth', `refused ${who}: ${policy}`);
     }
     if (performance.now() > conn.deadline) {
+      // Answered as a refusal, not closed in silence: a client that made the hash
+      // outlast the deadline would otherwise learn that the password was right.
       session.end();
-      return end(conn, ctx, 'timeout', undefined, 'daemon', `timeout (${options.timeout} s) during authentication of ${who}`);
+      return refuseLogin('daemon', `timeout (${options.timeout} s) during authentication of ${who}`);
     }
 
     // Becoming the user, then the home directory as the user.

@@ -35,10 +35,10 @@ const SHORT_TIMEOUT = 0.5;
 const LISTEN_TIMEOUT = 1.5;
 const COMMON = ['-l', '--max-name', String(MAX_NAME)];
 const FAST = ['--fail-delay', '0.2'];
-// The short services refuse no password, so their fail delay never runs; a long one
-// puts rexecd's SIGALRM backstop (deadline + fail delay + 5 s), which ends a process
-// without a log line, far beyond the slow authentication even on a loaded machine.
-const SHORT = ['--timeout', String(SHORT_TIMEOUT), '--fail-delay', '10'];
+// On the short services the one refusal is an authentication that outlasts the
+// deadline, answered at the fail delay; rexecd's SIGALRM backstop (deadline + fail
+// delay + 5 s), which ends a process without a log line, stays far beyond it.
+const SHORT = ['--timeout', String(SHORT_TIMEOUT), '--fail-delay', '1'];
 const SERVICES: Readonly<Record<'shadow' | 'pam' | 'shadow-short' | 'pam-short', readonly string[]>> = {
   shadow: ['--auth', 'shadow', ...COMMON, ...FAST],
   pam: ['--auth', 'pam', ...COMMON, ...FAST],

@@ -37,6 +37,8 @@ const PAM = {
   'rexec-slow': `auth required pam_unix.so\nauth required ${MOD} sleep=1500\n${PAM_OK_ACCOUNT}`,
 };
 const FAST = ['--fail-delay', '0', '--timeout', '2'];
+/** --fail-delay of the service whose authentication outlasts its deadline. */
+const OUTLAST_DELAY_S = 2.5;
 const pamService = (name: string) => ['--fail-delay', '0', '--timeout', '1', '--pam-service', name];
 
 // A copy of dist/ with one module that throws as it loads: a broken installation
@@ -55,7 +57,7 @@ function mapValues<K extends string, V, W>(obj: Readonly<Record<K, V>>, f: (valu
   return out;
 }
 
-type ServiceName = keyof typeof PAM | 'lone' | 'slowStart' | 'broken' | 'shadow' | 'delayed' | 'quick';
+type ServiceName = keyof typeof PAM | 'outlast' | 'lone' | 'slowStart' | 'broken' | 'shadow' | 'delayed' | 'quick';
 let w: World<ServiceName>;
 before(async () => {
   cpSync(DIST, BROKEN, { recursive: true });
@@ -66,6 +68,8 @@ before(async () => {
   const services: Record<ServiceName, Service> = {
     ...mapValues(PAM, (_text, name) => pamService(name)),
     'rexec-slow': [...pamService('rexec-slow'), '--timeout', '5', '-l'],
+    // PAM takes 1.5 s, right password or wrong: past the 1 s deadline either way.
+    outlast: [...pamService('rexec-slow'), '--timeout', '1', '--fail-delay', String(OUTLAST_DELAY_S)],
     lone: { program: NODE, args: [join(LONE, 'rexecd.cjs'), '--auth', 'shadow'] },
     slowStart: { program: '/usr/bin/env', args: [`NODE_OPTIONS=--require=${SLOW_START}`, NODE, REXECD, '--auth', 'shadow', '--timeout', '1'] },
     broken: { program: NODE, args: [join(BROKEN, 'rexecd.js'), '--auth', 'shadow'] },
@@ -283,6 +287,18 @@ describe('a broken installation', () => {
 });
 
 describe('the deadline', () => {
+  test('passing while a right password is checked: answered as a wrong one (text, time), the real reason in the log', async () => {
+    w.clearLogs();
+    const [right, wrong] = await Promise.all([login('outlast'), login('outlast', { password: 'wrong' })]);
+    for (const r of [right, wrong]) {
+      assert.equal(text(r.main), '\x01Login incorrect.\n');
+      assert.ok(r.ms >= OUTLAST_DELAY_S * 1000 - 50, `${r.ms} ms`);
+    }
+    await w.waitLog(new RegExp(`timeout \\(1 s\\) during authentication of user "${USER}" from 127\\.0\\.0\\.1$`));
+    await w.waitLog(new RegExp(`refused user "${USER}" from 127\\.0\\.0\\.1: PAM: authentication: `));
+    assert.deepEqual(failedServing(), []);
+  });
+
   test('counts from the start of the process, not from when a loaded machine got round to running rexecd', async () => {
     // --timeout 1, and 2 s pass before rexecd's code runs: the deadline has passed
     // by then, so the connection closes at once (not 1 s later).
