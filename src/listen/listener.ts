@@ -347,6 +347,7 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
   // ---------------------------------------------------------------- the loop
   /** One round: poll everything, act on what is ready, expire what is late, again. */
   const round = (): void => {
+    if (stopping) return; // its fds are closed; the pool's workers are being reaped
     const watch: { req: PollRequest; on: () => void }[] = [];
     watch.push({ req: { fd: wakeRead, events: POLLIN }, on: () => recvNow(wakeRead, Buffer.alloc(16), 16, false) });
     const now = performance.now();
@@ -368,7 +369,8 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
       revents.forEach((r, i) => {
         if (r !== 0) watch[i]!.on();
       });
-      expire(performance.now());
+      expire(performance.now()); // may stop the listener (--idle-exit)
+      if (stopping) return;
       dispatch();
       setImmediate(round);
     };
@@ -422,8 +424,9 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
     if (stopping) return;
     stopping = true;
     for (const l of sockets) close(l.fd);
-    for (const c of [...pending, ...complete]) drop(c);
+    for (const c of [...pending, ...complete.splice(0)]) drop(c);
     for (const fd of lingering.keys()) close(fd);
+    lingering.clear();
     // Reap the idle workers, then go.  Not process.exit(): it would wait for the
     // poll on koffi's worker thread.  Sessions already handed over run on.
     void pool.stop().then(() => exitNow(0));

@@ -171,6 +171,8 @@ describe('systemd Accept=no: the listening socket on fd 3', () => {
   test('--idle-exit ends the listener (systemd would start it again on the next connection)', async () => {
     await w.waitLog(/no connection for 2 s \(--idle-exit\): exiting; the systemd socket starts rexecd again/, 10000);
     await until('the listener to exit', () => !sd.proc.running);
+    // A failed exit would count against the service (and its start limit) in systemd.
+    assert.equal(sd.proc.child.exitCode, 0);
   });
 });
 
