@@ -145,22 +145,25 @@ export class Pool {
       if (this.workers.has(worker)) this.readable(worker);
       return this.events.sessionEnded(worker);
     }
-    if (!this.workers.delete(worker)) return;
-    close(worker.fd);
+    // Its socket's EOF is often seen first (readable() has let it go by then); a
+    // worker that never became ready is a failed start either way.
+    const watched = this.workers.delete(worker);
+    if (watched) close(worker.fd);
     if (worker.state === 'starting' && !this.stopping) {
       this.holdUntil = performance.now() + RESTART_HOLD_MS;
       this.events.failedToStart(worker, how);
     }
-    this.events.changed();
+    if (watched) this.events.changed();
   }
 
-  /** The fds to watch: a starting worker says "ready" (or dies), a serving one its outcome. */
+  /** The fds to watch: a starting worker says "ready" (or dies), a serving one its outcome, a decided one EOF at its exec. */
   watched(): PoolWorker[] {
     return [...this.workers].filter((w) => w.state !== 'ready');
   }
 
   /** A worker's socket became readable: its ready byte, its outcome, or EOF. */
   readable(worker: PoolWorker): void {
+    if (!this.workers.has(worker)) return; // let go meanwhile (its exit came first): its fd is not ours now
     const byte = Buffer.alloc(1);
     let n: number;
     try {
@@ -218,11 +221,6 @@ export class Pool {
       }
     }
     this.fill();
-  }
-
-  /** Workers that exist and hold no connection. */
-  get idle(): number {
-    return this.count('ready') + this.count('starting');
   }
 
   /** Stop the workers that have no connection yet; resolves once they are reaped (or after 2 s). */
