@@ -181,6 +181,7 @@ export class SourceLimits {
     if (p) {
       const now = this.now();
       const table = this.tables[source.family];
+      table.expire(now); // a full table of spent penalties is not full (overflow:deny-all)
       const penalty = table.get(source.block);
       if (penalty && penalty.expiry >= now && penalty.active) return `penalty: ${penalty.reason}, ${Math.ceil(penalty.expiry - now)} s left (--per-source-penalties)`;
       if (!penalty && p.overflow === 'deny-all' && table.size >= p.maxSources) return `the penalty table is full (--per-source-penalties overflow:deny-all)`;
@@ -208,11 +209,6 @@ export class SourceLimits {
     const n = (this.unauthenticated.get(source.block) ?? 1) - 1;
     if (n > 0) this.unauthenticated.set(source.block, n);
     else this.unauthenticated.delete(source.block);
-  }
-
-  /** Connections admitted and not finished: the listener's count of unauthenticated ones. */
-  get unauthenticatedCount(): number {
-    return this.total;
   }
 
   /**

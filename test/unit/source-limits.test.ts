@@ -70,3 +70,15 @@ test('penalties: any sequence of events and checks agrees with a scan of every e
     { numRuns: 2000 },
   );
 });
+
+test('overflow:deny-all refuses new sources while the table is full of live penalties, admits them once those have run out', () => {
+  let now = 1000;
+  const options = parseOptions(['--per-source-penalties', 'max-sources:2,overflow:deny-all', '--per-source-max-startups', 'none', '--max-startups', '65536']).sourceLimits;
+  const limits = new SourceLimits(options, () => now, () => 0);
+  limits.penalise(source(1), 'noauth');
+  limits.penalise(source(2), 'noauth');
+  assert.match(limits.refusal(source(3)) ?? '', /the penalty table is full/);
+  // Only new connections are judged after this: no penalty comes to sweep the table.
+  now += SECONDS.noauth + 1;
+  assert.equal(limits.refusal(source(3)), undefined);
+});
