@@ -8,7 +8,7 @@
  * single-use worker that does the same from authentication on.
  */
 import './guard'; // first: nothing Node prints may reach the client
-import { findLaunch, inetdCommand, silenceStdio } from './launch';
+import { findLaunch, inetdCommand, silenceStdio, type Launch } from './launch';
 import { openLog } from './log';
 import { parseOptions, UsageError, USAGE, type Options } from './options';
 import { diagnosticBytes, Diagnostic } from './protocol/diagnostics';
@@ -32,17 +32,15 @@ function main(argv: readonly string[]): void {
     options = parseOptions(argv);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    if (launch.kind !== 'none') {
-      // Inside inetd nobody sees stderr: log the mistake, tell a client to retry.
-      openLog().daemon('err', `configuration error: ${e.message}`);
-      if (launch.kind === 'connection') writeRaw(launch.fd, diagnosticBytes(Diagnostic.tryAgain));
-      return exitNow(1);
-    }
+    if (launch.kind !== 'none') return configurationError(launch, e.message);
     process.stderr.write(`rexecd: ${e.message}\n${USAGE}`);
     process.exit(2);
   }
-  if (options.help) return void process.stdout.write(USAGE);
-  if (options.version) return void process.stdout.write(versionText());
+  if (options.help || options.version) {
+    // Under a launcher fd 1 is the client's connection: only protocol bytes go there.
+    if (launch.kind !== 'none') return configurationError(launch, `${options.help ? '--help' : '--version'} on the launcher's command line`);
+    return void process.stdout.write(options.help ? USAGE : versionText());
+  }
 
   if (options.poolWorker) {
     // Loaded only here and below: each path pays only for its own code.
@@ -52,10 +50,7 @@ function main(argv: readonly string[]): void {
   if (options.listen.length > 0 && launch.kind !== 'none') {
     // inetd or systemd handed over a socket: --listen in the same command line is a
     // mistake (the connection would go unserved, or the handed socket unused).
-    const why = `configuration error: --listen, but ${launch.kind === 'connection' ? 'a connection' : 'listening sockets'} came from the launcher (drop --listen from the inetd or systemd line)`;
-    openLog().daemon('err', why);
-    if (launch.kind === 'connection') writeRaw(launch.fd, diagnosticBytes(Diagnostic.tryAgain));
-    return exitNow(1);
+    return configurationError(launch, `--listen, but ${launch.kind === 'connection' ? 'a connection' : 'listening sockets'} came from the launcher (drop --listen from the inetd or systemd line)`);
   }
   if (options.listen.length > 0 || launch.kind === 'listener') {
     const { startListener } = require('./listen/listener') as typeof import('./listen/listener');
@@ -69,6 +64,19 @@ function main(argv: readonly string[]): void {
   const log = openLog();
   const { serveConnection, sessionContext } = require('./session') as typeof import('./session');
   serveConnection(launch.fd, sessionContext(options, log));
+}
+
+/**
+ * A mistake on the launcher's command line, where nobody sees stderr: the log says
+ * it, a client hears "Try again." (then the graceful close: no reset overtakes it).
+ */
+function configurationError(launch: Launch, why: string): never {
+  openLog().daemon('err', `configuration error: ${why}`);
+  if (launch.kind === 'connection') {
+    writeRaw(launch.fd, diagnosticBytes(Diagnostic.tryAgain));
+    (require('./io/connection') as typeof import('./io/connection')).closeGracefully(launch.fd);
+  }
+  return exitNow(1);
 }
 
 /** The version, and whether the loader could use its code cache (src/loader.ts). */

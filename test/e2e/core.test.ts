@@ -19,6 +19,8 @@ const SERVICES = {
   slow: [...FAST, '--timeout', '1.5'],
   defaults: ['--auth', 'shadow'],
   badopt: ['--no-such-option'],
+  version: ['--version'],
+  help: ['--help'],
 };
 type ServiceName = keyof typeof SERVICES;
 let w: World<ServiceName>;
@@ -214,6 +216,14 @@ describe('diagnostics', () => {
     assert.equal(text(r.main), '\x01Try again.\n');
     await w.waitLog(/configuration error: Unknown option '--no-such-option'/);
   });
+
+  for (const option of ['version', 'help'] as const) {
+    test(`--${option} inside inetd: no text of it reaches the client (Try again.), the log says why`, async () => {
+      const r = await rawReq(option, { user: 'rxtest', password: 'rxpass', command: 'id' });
+      assert.equal(text(r.main), '\x01Try again.\n');
+      await w.waitLog(new RegExp(`configuration error: --${option} on the launcher's command line`));
+    });
+  }
 });
 
 describe('refusals: one answer, the same delay, the real reason in the log', () => {
