@@ -15,7 +15,7 @@ import { PamUnavailable } from './auth/pam';
 import { policyRefusal } from './auth/policy';
 import { AuthConfigError, selectAuthenticator } from './auth/select';
 import { Connection, isClientGone } from './io/connection';
-import { requestLog } from './io/log-texts';
+import { printable, quotedName, requestLog } from './io/log-texts';
 import type { Log } from './log';
 import { requestLimits, type Options } from './options';
 import { Diagnostic, type DiagnosticText } from './protocol/diagnostics';
@@ -216,22 +216,6 @@ function failed(conn: Connection, ctx: SessionContext, e: unknown): never {
  */
 export function armBackstop(deadline: number, options: Options): void {
   alarm(Math.ceil((deadline - performance.now()) / 1000 + options.failDelay) + 5);
-}
-
-/** Text a client sent (a command), for the log: control bytes (or what `escape` matches) as \xNN, length capped. */
-export function printable(bytes: Buffer, max = 200, escape: RegExp = /[\x00-\x1f\x7f]/g): string {
-  const text = bytes.subarray(0, max).toString('utf8').replace(escape, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-  return bytes.length > max ? `${text}...` : text;
-}
-
-/**
- * A user name as the client sent it, for the log: in double quotes, with '"', '\'
- * and control bytes as \xNN, so that no name can pass for the text around it (a
- * name "a from 10.9.8.7" must not read as an address).  The fail2ban filter
- * (etc/fail2ban/filter.d/rexecd.conf) relies on this.
- */
-export function quotedName(bytes: Buffer): string {
-  return `"${printable(bytes, 200, /[\x00-\x1f\x7f"\\]/g)}"`;
 }
 
 function sleepUntil(when: number): void {

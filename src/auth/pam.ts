@@ -3,6 +3,7 @@
  * way login checks a password.  pam_authenticate and pam_acct_mgmt decide; after
  * setgid, pam_setcred; the PAM environment joins the command's.
  */
+import { printable, quotedName } from '../io/log-texts';
 import type { Log } from '../log';
 import { getPasswd } from '../sys/passwd';
 import {
@@ -41,15 +42,23 @@ export function pamAuthenticator(options: PamOptions, log: Log): Authenticator {
     try {
       // Echo-off prompts get the password, echo-on prompts the user name; what the
       // modules say for information goes to the log, never to the client.
-      pam = PamHandle.start(options.pamService, (messages) =>
+      const started = PamHandle.start(options.pamService, (messages) =>
         messages.map((m) => {
           if (m.style === PAM_PROMPT_ECHO_OFF) return current?.password ?? null;
           if (m.style === PAM_PROMPT_ECHO_ON) return current?.user ?? null;
-          if (m.style === PAM_ERROR_MSG || m.style === PAM_TEXT_INFO) log.auth('info', `PAM says: ${m.text}`);
+          // A module's text may quote what the client sent: escaped like it.
+          if (m.style === PAM_ERROR_MSG || m.style === PAM_TEXT_INFO) log.auth('info', `PAM says: ${printable(Buffer.from(m.text))}`);
           return null;
         }),
       );
-      pam.disableFailDelay();
+      try {
+        started.disableFailDelay();
+      } catch (e) {
+        // Never a handle whose modules would still add their own random delay.
+        started.end();
+        throw e;
+      }
+      pam = started;
     } catch (e) {
       throw new PamUnavailable((e as Error).message);
     }
@@ -93,7 +102,7 @@ function authenticate(pam: PamHandle, { user, rhost }: Credentials, options: Pam
   const account = name === undefined ? undefined : getPasswd(Buffer.from(name));
   if (!account) {
     pam.end();
-    return { ok: false, reason: `PAM accepted ${name ?? 'a user'} with no passwd entry` };
+    return { ok: false, reason: `PAM accepted ${name === undefined ? 'a user' : quotedName(Buffer.from(name))} with no passwd entry` };
   }
   return {
     ok: true,
