@@ -23,6 +23,8 @@ import { RequestReader, type Request } from '../protocol/request';
 import type { Outcome } from '../session';
 import { close, setCloseOnExec, setNonBlocking } from '../sys/fd';
 import { acceptNow, listenTcp, pollAsync, pollNow, seqpacketPair, sendWithFds, type PollRequest } from '../sys/listen-socket';
+import { ENFILE, EMFILE, ENOBUFS, ENOMEM } from '../sys/errno';
+import { SysError } from '../sys/koffi';
 import { exitNow, fileLimit, setFileLimit } from '../sys/process';
 import { finishConnect, localAddress, peerAddress, POLLIN, POLLOUT, recvNow, sendNow, shutdown, startConnect, withPort, type SockAddr } from '../sys/socket';
 import { encodeHandoff } from './handoff';
@@ -31,17 +33,25 @@ import { SourceLimits, type PenaltyEvent, type Source } from './source-limits';
 
 /** Descriptors the listener needs besides its connections: its own, the pool's, slack. */
 const FIXED_FDS = 64;
-/** Refused connections lingering before their close (see closeGracefully), at most. */
+/**
+ * Refused connections lingering before their close (see closeGracefully), at most;
+ * fewer when the descriptor limit leaves less room beyond FIXED_FDS and the
+ * connections (fitToFileLimit), none when it leaves none.
+ */
 const MAX_LINGERING = 256;
+/** Where what a lingering connection still sends is read and dropped. */
+const lingerSink = Buffer.alloc(4096);
+/** errno values that mean the system, not the client, is short of something. */
+const RESOURCE_ERRORS = new Set([EMFILE, ENFILE, ENOBUFS, ENOMEM]);
 /** After running out of descriptors, accepting waits this long, doubling up to the max. */
 const BACKOFF_MIN_MS = 50;
 const BACKOFF_MAX_MS = 1000;
 /** How often the pool is looked over (aged workers, idle extras) and the idle exit checked. */
 const TICK_MS = 1000;
-/** A refusal of the same kind from the same source is logged at most this often. */
-const REFUSAL_LOG_MS = 60_000;
-/** Kinds and sources whose last refusal line is remembered, at most. */
-const REFUSAL_LOG_KEYS = 4096;
+/** A failure of one kind, or a refusal of one kind from one source, is logged at most this often. */
+const ONCE_PER_MINUTE_MS = 60_000;
+/** Kinds (and sources) whose last line is remembered, at most. */
+const LOGGED_KEYS = 4096;
 /** How a worker's outcome counts against the source (protocol.md §6.3). */
 const OUTCOME_PENALTY: Record<Outcome, PenaltyEvent | undefined> = {
   login: undefined,
@@ -77,6 +87,7 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
   const sockets = launched ? adopt(launched.fds) : bind(options);
   if (launched) silenceStdio(launched.fds);
   const maxConnections = fitToFileLimit(options.maxConnections, log, !launched);
+  const maxLingering = Math.max(0, Math.min(MAX_LINGERING, fileLimit().soft - FIXED_FDS - 2 * maxConnections));
 
   const pending = new Set<Pending>();
   const complete: Pending[] = [];
@@ -104,32 +115,26 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
       lastActivity = performance.now();
       wake();
     },
-    failedToStart: (_worker, how) => logFailure(`a worker ${how} before it was ready`),
+    failedToStart: (_worker, how) => logFailure('worker failed', `a worker ${how} before it was ready`),
+    cannotStart: (why) => logFailure('worker not started', `cannot start a worker: ${why}`),
   });
 
-  // One line per kind of failure and minute, not one per event: a broken
-  // installation or a descriptor shortage must not flood the log.
+  // One line per key a minute, not one per event, from a bounded table of keys: a
+  // broken installation, a descriptor shortage or a flood must not flood the log.
   const lastLogged = new Map<string, number>();
-  const logFailure = (message: string): void => {
-    const key = message.replace(/\d+/g, 'N');
+  const logOncePerMinute = (key: string, level: 'err' | 'notice', message: string): void => {
     const now = performance.now();
-    if ((lastLogged.get(key) ?? -Infinity) + 60_000 > now) return;
+    const last = lastLogged.get(key);
+    if (last !== undefined && now - last < ONCE_PER_MINUTE_MS) return;
+    lastLogged.delete(key);
     lastLogged.set(key, now);
-    log.daemon('err', message);
+    if (lastLogged.size > LOGGED_KEYS) lastLogged.delete(lastLogged.keys().next().value!);
+    log.daemon(level, message);
   };
-
-  // Refusals before a connection is admitted: one line per kind and source a
-  // minute (a flood must not flood the log), from a bounded table.
-  const refusalLogged = new Map<string, number>();
-  const logRefusal = (key: string, message: string): void => {
-    const now = performance.now();
-    const last = refusalLogged.get(key);
-    if (last !== undefined && now - last < REFUSAL_LOG_MS) return;
-    refusalLogged.delete(key);
-    refusalLogged.set(key, now);
-    if (refusalLogged.size > REFUSAL_LOG_KEYS) refusalLogged.delete(refusalLogged.keys().next().value!);
-    log.daemon('notice', message);
-  };
+  /** rexecd's own failures, one line per kind (never per client). */
+  const logFailure = (kind: string, message: string): void => logOncePerMinute(`failure: ${kind}`, 'err', message);
+  /** Refusals before a connection is admitted, one line per kind and source. */
+  const logRefusal = (key: string, message: string): void => logOncePerMinute(`refusal: ${key}`, 'notice', message);
 
   const penalise = (source: Source, event: PenaltyEvent | undefined): void => {
     if (!event) return;
@@ -153,7 +158,7 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
   const lingering = new Map<number, { until: number; left: number }>();
   const closeSoon = (fd: number): void => {
     try {
-      if (lingering.size >= MAX_LINGERING) throw new Error('too many lingering');
+      if (lingering.size >= maxLingering) throw new Error('too many lingering');
       shutdown(fd, SHUT_WR);
       lingering.set(fd, { until: performance.now() + LINGER_MS, left: LINGER_BYTES });
     } catch {
@@ -162,14 +167,14 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
   };
   const drainLingering = (fd: number): void => {
     const l = lingering.get(fd)!;
-    const sink = Buffer.alloc(4096);
     for (;;) {
       let n: number;
       try {
-        n = recvNow(fd, sink, Math.min(sink.length, l.left), false);
+        n = recvNow(fd, lingerSink, Math.min(lingerSink.length, l.left), false);
       } catch {
         n = 0;
       }
+      if (n > 0) lingerSink.fill(0, 0, n); // a refused request's password, perhaps
       if (n < 0) return;
       l.left -= n;
       if (n === 0 || l.left <= 0) {
@@ -239,7 +244,7 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
       reserve = openReserve();
     }
     acceptPausedUntil = performance.now() + backoff;
-    logFailure(`${why} on ${listening.name}: pausing accepts for ${backoff} ms (${active()} connections, --max-connections ${maxConnections})`);
+    logFailure(`accept on ${listening.name}`, `${why} on ${listening.name}: pausing accepts for ${backoff} ms (${active()} connections, --max-connections ${maxConnections})`);
     backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
   };
 
@@ -290,7 +295,9 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
           c.stderr = startConnect(c.local, withPort(c.peer, event.port));
           c.connectingTo = event.port;
         } catch (e) {
-          return end(c, Diagnostic.cantConnectStderr, 'notice', requestLog.cantConnect(from, event.port, (e as Error).message), 'noauth');
+          // Short of descriptors or memory is our failure, not the client's: no penalty.
+          const ours = e instanceof SysError && RESOURCE_ERRORS.has(e.errno);
+          return end(c, Diagnostic.cantConnectStderr, 'notice', requestLog.cantConnect(from, event.port, (e as Error).message), ours ? undefined : 'noauth');
         }
         return;
       case 'request':
@@ -335,7 +342,7 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
       authenticating.set(worker, c.source);
       release(c);
     } catch (e) {
-      logFailure(`cannot hand ${c.peer.address} to a worker: ${(e as Error).message}`);
+      logFailure('handoff', `cannot hand ${c.peer.address} to a worker: ${(e as Error).message}`);
       answer(c.fd, Diagnostic.tryAgain);
       worker.child.kill('SIGKILL');
       drop(c, undefined, true);

@@ -76,6 +76,8 @@ export interface PoolEvents {
   sessionEnded(worker: PoolWorker): void;
   /** A worker died before it was ready: something is wrong with the installation. */
   failedToStart(worker: PoolWorker, how: string): void;
+  /** No worker could be started (its socket pair or process): the system is short of something. */
+  cannotStart(why: string): void;
 }
 
 export class Pool {
@@ -122,20 +124,40 @@ export class Pool {
     // A login being decided keeps the machine to itself: the worker that replaces
     // it starts once its outcome has arrived (nobody waits for one meanwhile).
     const deciding = waiting > 0 ? 0 : this.count('serving');
-    while (this.count('ready') + this.count('starting') + deciding < this.wanted && this.count('starting') < MAX_STARTING) this.start(nice);
+    while (this.count('ready') + this.count('starting') + deciding < this.wanted && this.count('starting') < MAX_STARTING) {
+      if (!this.start(nice)) return;
+    }
   }
 
-  private start(nice: number): void {
-    const [ours, theirs] = seqpacketPair();
+  /** Start a worker; false when none could be started. */
+  private start(nice: number): boolean {
     const [file, args] = this.command;
-    const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'ignore', theirs], env: {}, cwd: '/' });
-    close(theirs);
+    let ours: number;
+    let child: ChildProcess;
+    try {
+      let theirs: number;
+      [ours, theirs] = seqpacketPair();
+      try {
+        child = spawn(file, args, { stdio: ['ignore', 'ignore', 'ignore', theirs], env: {}, cwd: '/' });
+      } catch (e) {
+        close(ours);
+        throw e;
+      } finally {
+        close(theirs);
+      }
+    } catch (e) {
+      // Out of descriptors or processes: the listener serves on; starts wait a while.
+      this.holdUntil = performance.now() + RESTART_HOLD_MS;
+      this.events.cannotStart((e as Error).message);
+      return false;
+    }
     const worker: PoolWorker = { child, fd: ours, started: performance.now(), state: 'starting' };
     this.workers.add(worker);
     if (child.pid !== undefined) setNice(child.pid, nice);
     child.on('error', () => this.gone(worker, 'could not be started'));
     child.on('exit', (code, signal) => this.gone(worker, signal ? `killed by ${signal}` : `exited ${code}`));
     this.events.changed();
+    return true;
   }
 
   /** A worker's process is gone: as a session that ended, or as a worker lost. */
