@@ -17,7 +17,7 @@ const SD_LISTEN_FDS_START = 3;
 export type Launch =
   | { readonly kind: 'connection'; readonly fd: number }
   | { readonly kind: 'listener'; readonly fds: readonly number[]; readonly by: 'inetd' | 'systemd' }
-  /** fd 0 is not a socket rexecd can serve; `systemd` when LISTEN_FDS named odd fds. */
+  /** fd 0 is not a socket rexecd can serve; `problem` says why when LISTEN_FDS named odd fds. */
   | { readonly kind: 'none'; readonly fd: number; readonly problem?: string };
 
 /**

@@ -29,8 +29,6 @@ export type AuthResult =
   | { readonly ok: false; readonly reason: string; readonly account?: PasswdEntry };
 
 export interface Authenticator {
-  /** "pam" or "shadow", for the log. */
-  readonly method: string;
   /**
    * Whatever needs no request (PAM: pam_start, which reads the configuration and
    * loads the modules): done ahead by a pool worker, else by authenticate().

@@ -65,7 +65,6 @@ export function pamAuthenticator(options: PamOptions, log: Log): Authenticator {
     return pam;
   };
   return {
-    method: 'pam',
     prepare: () => void prepare(),
     authenticate: (credentials) => {
       const handle = prepare();

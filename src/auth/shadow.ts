@@ -14,7 +14,6 @@ export interface ShadowOptions {
 
 export function shadowAuthenticator(options: ShadowOptions): Authenticator {
   return {
-    method: 'shadow',
     // libcrypt and NSS, loaded by a first lookup and a first hash.
     prepare: () => {
       getPasswd(Buffer.from('root'));
@@ -83,8 +82,17 @@ export function ageingRefusal(s: ShadowEntry, today: number): string | undefined
   return undefined;
 }
 
-/** The prefix and cost the system hashes new passwords with (login.defs). */
+/**
+ * The prefix and cost the system hashes new passwords with (login.defs), with a
+ * salt; made once per process (a pool worker makes it ahead): the hash it serves
+ * for is thrown away.
+ */
+let setting: { value: string | undefined } | undefined;
 function defaultSetting(): string | undefined {
+  return (setting ??= { value: makeDefaultSetting() }).value;
+}
+
+function makeDefaultSetting(): string | undefined {
   let method = 'YESCRYPT';
   let cost = 0;
   try {

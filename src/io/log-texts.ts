@@ -5,22 +5,17 @@
  * any text a client chose (a user name, a command, what a PAM module quotes of it)
  * is escaped before it reaches a log line (protocol.md §5.2).
  */
-import type { DiagnosticText } from '../protocol/diagnostics';
 import type { RequestEvent } from '../protocol/request';
 
 export const requestLog = {
   connection: (from: string, port: number) => `connection from ${from} port ${port}`,
   /** A field refused: too long, or a port that is not one. */
   refused: (event: Extract<RequestEvent, { kind: 'refuse' }>, from: string) =>
-    event.portProblem !== undefined ? `bad stderr port from ${from}: ${event.portProblem}` : `${fieldRefused(event.diagnostic)} from ${from}`,
+    event.portProblem !== undefined ? `bad stderr port from ${from}: ${event.portProblem}` : `${event.diagnostic} from ${from}`,
   cantConnect: (from: string, port: number, why: string) => `can't connect to stderr port ${from} port ${port}: ${why}`,
   timeout: (seconds: number, waitingFor: string, from: string) => `timeout (${seconds} s) waiting for ${waitingFor} from ${from}`,
   clientLeft: (during: string, from: string, how?: string) => `client closed the connection during ${during}${how ? ` (${how})` : ''} from ${from}`,
 };
-
-function fieldRefused(diagnostic: DiagnosticText): string {
-  return diagnostic.replace(/\.$/, '');
-}
 
 /** Text a client sent (a command), for the log: control bytes (or what `escape` matches) as \xNN, length capped. */
 export function printable(bytes: Buffer, max = 200, escape: RegExp = /[\x00-\x1f\x7f]/g): string {

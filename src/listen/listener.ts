@@ -250,10 +250,8 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
 
   const admit = (fd: number): void => {
     let peer: SockAddr;
-    let local: SockAddr;
     try {
       peer = peerAddress(fd);
-      local = localAddress(fd);
     } catch {
       close(fd); // reset before we looked: nothing to serve
       return;
@@ -264,6 +262,13 @@ export function startListener(options: Options, launched?: Extract<Launch, { kin
       // "Try again.", whatever the reason: nothing tells whether a password was right.
       logRefusal(`${source.block} ${refusal.replace(/\d+/g, 'N')}`, `refused ${peer.address}: ${refusal}`);
       answerAndClose(fd, Diagnostic.tryAgain);
+      return;
+    }
+    let local: SockAddr;
+    try {
+      local = localAddress(fd); // the stderr channel is dialled from it
+    } catch {
+      close(fd);
       return;
     }
     if (options.logConnections) log.daemon('info', requestLog.connection(peer.address, peer.port));

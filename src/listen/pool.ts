@@ -82,7 +82,6 @@ export interface PoolEvents {
 
 export class Pool {
   private readonly workers = new Set<PoolWorker>();
-  private wanted = 0;
   private stopping = false;
   private holdUntil = 0;
   /** When the recent logins took their workers (the last TAKES_KEPT of them). */
@@ -115,7 +114,7 @@ export class Pool {
    * `waiting` requests that have none, starting at most MAX_STARTING at a time.
    */
   fill(waiting = 0): void {
-    this.wanted = this.readyTarget() + waiting;
+    const wanted = this.readyTarget() + waiting;
     if (this.stopping || performance.now() < this.holdUntil) return;
     // A worker someone waits for must not be starved by the logins in progress: at
     // the lowest priority it would be, exactly when the machine is busiest.
@@ -124,7 +123,7 @@ export class Pool {
     // A login being decided keeps the machine to itself: the worker that replaces
     // it starts once its outcome has arrived (nobody waits for one meanwhile).
     const deciding = waiting > 0 ? 0 : this.count('serving');
-    while (this.count('ready') + this.count('starting') + deciding < this.wanted && this.count('starting') < MAX_STARTING) {
+    while (this.count('ready') + this.count('starting') + deciding < wanted && this.count('starting') < MAX_STARTING) {
       if (!this.start(nice)) return;
     }
   }

@@ -11,7 +11,6 @@ export interface PasswdEntry {
   readonly passwd: string;
   readonly uid: number;
   readonly gid: number;
-  readonly gecos: string;
   readonly dir: string;
   readonly shell: string;
 }
@@ -25,25 +24,30 @@ export interface ShadowEntry {
   readonly expire: number;
 }
 
-interface Fns {
-  getpwnam_r(name: Buffer, out: Record<string, unknown>, buf: Buffer, len: number, result: unknown[]): number;
-  getspnam_r(name: Buffer, out: Record<string, unknown>, buf: Buffer, len: number, result: unknown[]): number;
-}
+type Lookup = (name: Buffer, out: Record<string, unknown>, buf: Buffer, len: number, result: unknown[]) => number;
 
-let fns: Fns | undefined;
-function f(): Fns {
-  if (fns) return fns;
+// struct passwd and struct spwd as glibc lays them out (<pwd.h>, <shadow.h>), each
+// declared when first needed: a PAM login never reads the shadow file itself.
+let getpwnam: Lookup | undefined;
+function getpwnamR(): Lookup {
+  if (getpwnam) return getpwnam;
   const k = koffi();
-  // struct passwd and struct spwd as glibc lays them out (<pwd.h>, <shadow.h>).
   const passwd = k.struct('rexecd_passwd', {
     pw_name: 'const char *',
     pw_passwd: 'const char *',
     pw_uid: 'uint32_t',
     pw_gid: 'uint32_t',
-    pw_gecos: 'const char *',
+    pw_gecos: 'void *', // not read: left undecoded
     pw_dir: 'const char *',
     pw_shell: 'const char *',
   });
+  return (getpwnam = libc().func('getpwnam_r', 'int', ['const uint8_t *', k.out(k.pointer(passwd)), 'void *', 'size_t', k.out(k.pointer('void *'))]));
+}
+
+let getspnam: Lookup | undefined;
+function getspnamR(): Lookup {
+  if (getspnam) return getspnam;
+  const k = koffi();
   const spwd = k.struct('rexecd_spwd', {
     sp_namp: 'const char *',
     sp_pwdp: 'const char *',
@@ -55,20 +59,17 @@ function f(): Fns {
     sp_expire: 'long',
     sp_flag: 'unsigned long',
   });
-  const lib = libc();
-  fns = {
-    getpwnam_r: lib.func('getpwnam_r', 'int', ['const uint8_t *', k.out(k.pointer(passwd)), 'void *', 'size_t', k.out(k.pointer('void *'))]),
-    getspnam_r: lib.func('getspnam_r', 'int', ['const uint8_t *', k.out(k.pointer(spwd)), 'void *', 'size_t', k.out(k.pointer('void *'))]),
-  };
-  return fns;
+  return (getspnam = libc().func('getspnam_r', 'int', ['const uint8_t *', k.out(k.pointer(spwd)), 'void *', 'size_t', k.out(k.pointer('void *'))]));
 }
 
-function lookup(call: 'getpwnam_r' | 'getspnam_r', name: Buffer): Record<string, unknown> | undefined {
+const LOOKUPS = { getpwnam_r: getpwnamR, getspnam_r: getspnamR };
+
+function lookup(call: keyof typeof LOOKUPS, name: Buffer): Record<string, unknown> | undefined {
   const cname = Buffer.concat([name, Buffer.from([0])]);
   for (let size = 4096; size <= 1 << 20; size *= 4) {
     const out: Record<string, unknown> = {};
     const result: unknown[] = [null];
-    const rc = f()[call](cname, out, Buffer.alloc(size), size, result);
+    const rc = LOOKUPS[call]()(cname, out, Buffer.alloc(size), size, result);
     if (rc === ERANGE) continue;
     // ENOENT, ESRCH, EBADF and EPERM are how some NSS modules say "no such user".
     if (rc !== 0 && rc !== ENOENT && rc !== ESRCH && rc !== EBADF && rc !== EPERM) throw new SysError(call, rc);
@@ -86,7 +87,6 @@ export function getPasswd(name: Buffer): PasswdEntry | undefined {
     passwd: (e.pw_passwd as string | null) ?? '',
     uid: e.pw_uid as number,
     gid: e.pw_gid as number,
-    gecos: (e.pw_gecos as string | null) ?? '',
     dir: (e.pw_dir as string | null) ?? '',
     shell: (e.pw_shell as string | null) ?? '',
   };

@@ -1,7 +1,8 @@
 /**
  * Process-level calls that Node lacks or gets wrong for an exec-style server:
  * execve with the exact argv and environment, the signal state the shell inherits,
- * setsid, alarm, sysconf, priorities and _exit.
+ * setsid, alarm, sysconf, resource limits (prlimit), whether root can be regained,
+ * and _exit.
  */
 import { check, cfunc, errno, libc, SysError } from './koffi';
 import { EPERM } from './errno';
