@@ -14,6 +14,9 @@ export interface ListenAddress {
   readonly port: number;
 }
 
+/** The most --max-name and --max-password may be (bytes). */
+export const MAX_FIELD = 4096;
+
 export interface Options {
   readonly auth: AuthMethod;
   readonly pamService: string;
@@ -282,8 +285,8 @@ export function parseOptions(argv: readonly string[]): Options {
     denyFile: values['deny-file'],
     timeout: secondsOr('timeout', values.timeout, 60, 0.1, 86400),
     failDelay: secondsOr('fail-delay', values['fail-delay'], 2, 0, 60),
-    maxName: integer('max-name', values['max-name'], DEFAULT_LIMITS.user, 1, 4096),
-    maxPassword: integer('max-password', values['max-password'], DEFAULT_LIMITS.password, 1, 4096),
+    maxName: integer('max-name', values['max-name'], DEFAULT_LIMITS.user, 1, MAX_FIELD),
+    maxPassword: integer('max-password', values['max-password'], DEFAULT_LIMITS.password, 1, MAX_FIELD),
     logConnections: values.l ?? false,
     logCommands: values['log-commands'] ?? false,
     listen: Object.freeze((values.listen ?? []).map(parseListen)),

@@ -6,6 +6,9 @@
  *   remaining deadline ms u32 | user len u16 | password len u16 | command len u32 |
  *   user | password | command
  */
+import { MAX_FIELD } from '../options';
+import { MAX_ARG_STRLEN } from '../protocol/request';
+
 const MAGIC = 'RXH1';
 const HEADER = 4 + 1 + 4 + 2 + 2 + 4;
 
@@ -17,8 +20,8 @@ export interface Handoff {
   readonly command: Buffer;
 }
 
-/** The largest message: the longest command plus generous user and password limits. */
-export const HANDOFF_MAX = HEADER + 2 * 4096 + 131072;
+/** The largest message: the longest user name, password and command the options allow. */
+export const HANDOFF_MAX = HEADER + 2 * MAX_FIELD + MAX_ARG_STRLEN;
 
 export function encodeHandoff(h: Handoff): Buffer {
   const out = Buffer.alloc(HEADER + h.user.length + h.password.length + h.command.length);
